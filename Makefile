@@ -1,0 +1,115 @@
+# bivy — build, test, demo, bench. See README.md.
+BUILD ?= build
+SAN ?=
+CC ?= gcc
+V ?= 0
+
+PKGS := jansson libseccomp libnl-route-3.0 libnl-3.0 libcgroup libnftables libcap
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(PKG_CFLAGS) -MMD -MP \
+          -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2
+LDFLAGS ?=
+LDLIBS := $(PKG_LIBS)
+ifeq ($(SAN),1)
+  CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -U_FORTIFY_SOURCE
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(sort $(wildcard runtime/*.c cgroups/*.c netns/*.c))
+LIB_ASMS := $(sort $(wildcard runtime/*.S cgroups/*.S netns/*.S))
+# data files embedded into the binary with .incbin (seccomp profiles, ...)
+EMBED_DEPS := $(wildcard runtime/profiles/*)
+BIVY_SRCS := $(sort $(wildcard tools/bivy/*.c))
+BIVYD_SRCS := $(sort $(wildcard tools/bivyd/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB_ASMS:%.S=$(BUILD)/obj/%.o)
+BIVY_OBJS := $(BIVY_SRCS:%.c=$(BUILD)/obj/%.o)
+BIVYD_OBJS := $(BIVYD_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+HELPERS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%)
+
+.PHONY: all deps _check _check-asan _demo _bench check check-unit check-integration check-v2 check-fuzz check-asan demo bench clean rootfs fmt
+
+all: $(BUILD)/libbivy.a $(BUILD)/bivy $(BUILD)/bivyd $(HELPERS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.S $(EMBED_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -I. -c -o $@ $<
+
+$(BUILD)/libbivy.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bivy: $(BIVY_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(BIVY_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
+
+$(BUILD)/bivyd: $(BIVYD_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(BIVYD_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(BUILD)/libbivy.a $(LDLIBS) -lcriterion
+
+# small test programs used by the integration tests (static where they run in a container)
+$(BUILD)/helpers/%: tests/helpers/%.c $(BUILD)/libbivy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbivy.a $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+deps:
+	tools/deps.sh
+
+rootfs: $(BUILD)/rootfs/bin/busybox
+
+$(BUILD)/rootfs/bin/busybox: | $(BUILD)/bivy
+	rm -rf $(BUILD)/rootfs
+	$(BUILD)/bivy rootfs create $(BUILD)/rootfs
+
+# Entry points that may be the first command on a fresh machine: install what is missing
+# (tools/deps.sh --if-missing), then run the real target in a sub-make so that pkg-config
+# sees the freshly installed libraries.
+check demo bench check-asan:
+	@tools/deps.sh --if-missing
+	@$(MAKE) --no-print-directory _$@
+
+# Every tier; one "N passed, N failed" line each; fails if any tier fails.
+_check: all $(BUILD)/unit-tests rootfs
+	BUILD=$(BUILD) tests/check
+
+check-unit: all $(BUILD)/unit-tests
+	BUILD=$(BUILD) tests/check unit
+
+check-integration: all rootfs
+	BUILD=$(BUILD) tests/check integration
+
+check-v2: all rootfs
+	BUILD=$(BUILD) tests/check v2
+
+check-fuzz: all
+	BUILD=$(BUILD) tests/check fuzz
+
+# The same tiers with AddressSanitizer + UBSan, built apart under build/asan.
+_check-asan:
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 _check
+
+_demo: all rootfs
+	BUILD=$(BUILD) tools/demo.sh
+
+_bench: all rootfs
+	BUILD=$(BUILD) tools/bench/run
+
+clean:
+	rm -rf build
+
+fmt:
+	clang-format -i $(LIB_SRCS) $(BIVY_SRCS) $(BIVYD_SRCS) $(UNIT_SRCS) $(wildcard */*.h)

@@ -1,0 +1,38 @@
+/* Small I/O and parsing helpers shared by every module. All return 0/-errno and fill err. */
+#ifndef BIVY_UTIL_H
+#define BIVY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runtime/error.h"
+
+/* Read everything from fd until EOF into a NUL-terminated buffer (`what` names it in errors). */
+int bivy_read_fd(int fd, const char *what, char **out, size_t *len, bivy_error_t *err);
+/* Read a whole file (relative to dirfd, or absolute) into a NUL-terminated buffer. */
+int bivy_read_file_at(int dirfd, const char *path, char **out, size_t *len, bivy_error_t *err);
+/* Write buf to an existing file (O_WRONLY|O_TRUNC, no create): for cgroup/proc/sys files. */
+int bivy_write_file_at(int dirfd, const char *path, const char *buf, size_t len, bivy_error_t *err);
+/* Create or replace path atomically: write "path.tmp.PID", fsync-less rename over path. */
+int bivy_write_file_atomic(const char *path, const char *buf, size_t len, mode_t mode, bivy_error_t *err);
+int bivy_write_file_atomic_at(int dirfd, const char *path, const char *buf, size_t len, mode_t mode,
+                              bivy_error_t *err);
+/* mkdir -p; existing directories are fine. */
+int bivy_mkdir_p(const char *path, mode_t mode, bivy_error_t *err);
+/* rm -rf of a directory tree we own (does not cross mount points). */
+int bivy_rm_rf(const char *path, bivy_error_t *err);
+
+/* "64M", "1g", "512k", "1048576" -> bytes. Rejects negatives, junk, overflow. */
+int bivy_parse_size(const char *s, int64_t *out);
+/* Strict decimal parse of a whole string into a signed 64-bit integer. */
+int bivy_parse_i64(const char *s, int64_t *out);
+
+/* A container/instance ID: non-empty, at most 1024 bytes, [A-Za-z0-9_.+-], not "." or "..". */
+bool bivy_id_valid(const char *id);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bivy_now_ns(void);
+
+#endif
