@@ -1,0 +1,84 @@
+/* Setup inside the container: the rootfs plan and process hardening.
+ *
+ * Plan, then execute: bivy_plan_build() turns config.json into an ordered list of plain-data
+ * operations (mounts, devices, symlinks, masks, read-only remounts, pivot) that unit tests
+ * check without root; the container process then runs the list once. */
+#ifndef BIVY_LINUX_H
+#define BIVY_LINUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "runtime/config.h"
+#include "runtime/error.h"
+
+enum bivy_op_kind {
+  BIVY_OP_MAKE_ROOTFS_PRIVATE, /* make / (r)private/slave per rootfsPropagation */
+  BIVY_OP_BIND_ROOTFS,         /* bind root.path onto itself so it is a mount point */
+  BIVY_OP_MOUNT,               /* a config mount (dest resolved inside the rootfs) */
+  BIVY_OP_MKNOD,               /* a device node (falls back to bind from the host in a user ns) */
+  BIVY_OP_SYMLINK,             /* /dev/fd, /dev/stdin, /dev/ptmx ... */
+  BIVY_OP_PIVOT_ROOT,          /* pivot_root (or chroot with --no-pivot) */
+  BIVY_OP_MASK,                /* maskedPaths entry: /dev/null over files, ro tmpfs over dirs */
+  BIVY_OP_READONLY,            /* readonlyPaths entry: bind-remount ro */
+  BIVY_OP_ROOT_READONLY,       /* root.readonly: remount / ro */
+  BIVY_OP_SYSCTL,              /* write /proc/sys/... (procfs verified) */
+};
+
+struct bivy_op {
+  enum bivy_op_kind kind;
+  const char *source;      /* borrowed from the config or static */
+  const char *target;      /* path inside the container (absolute) */
+  const char *fstype;
+  unsigned long flags;     /* MS_* */
+  unsigned long propagation;
+  const char *data;
+  const char *link_target; /* SYMLINK */
+  const struct bivy_device *device; /* MKNOD */
+  const char *value;       /* SYSCTL */
+  bool ignore_missing;     /* masks/readonly of paths that do not exist */
+};
+
+struct bivy_plan {
+  struct bivy_op *ops;
+  size_t n_ops;
+  bool userns; /* planned for a user namespace (devices are bind-mounted) */
+};
+
+/* Build the plan (pure: no system calls). no_pivot: use chroot instead of pivot_root. */
+int bivy_plan_build(const struct bivy_config *c, bool no_pivot, struct bivy_plan **out, bivy_error_t *err);
+void bivy_plan_free(struct bivy_plan *p);
+const char *bivy_op_name(enum bivy_op_kind k);
+
+/* In the container process (new mount namespace): run the plan's ops up to and including
+ * PIVOT_ROOT (phase 0), or the ones after it (phase 1). createContainer hooks run between the
+ * two phases' setup and the pivot by the caller. rootfs is the absolute root.path. */
+int bivy_plan_run(const struct bivy_plan *p, const char *rootfs, int phase, bivy_error_t *err);
+
+/* Process hardening, in the container process after pivot_root, in this order:
+ * hostname/domainname, rlimits, supplementary groups + gid + uid (keeping caps across the
+ * uid change), capabilities (bounding, then inheritable/permitted/effective, then ambient),
+ * no_new_privs, umask. */
+int bivy_set_hostname(const struct bivy_config *c, bivy_error_t *err);
+int bivy_apply_rlimits(const struct bivy_process *p, bivy_error_t *err);
+int bivy_apply_user_and_caps(const struct bivy_process *p, bivy_error_t *err);
+
+/* Capabilities this runtime itself holds (bounding set), for the early check "config asks
+ * for CAP_SYS_RESOURCE but the runtime does not hold it". */
+int bivy_caps_check_available(const struct bivy_process *p, bivy_error_t *err);
+
+/* Hooks: run every hook of kind with the OCI state JSON on stdin, honouring timeouts.
+ * in_container: the caller is already in the container's namespaces (createContainer,
+ * startContainer). Returns an error naming the hook on non-zero exit or timeout. */
+int bivy_hooks_run(const struct bivy_config *c, enum bivy_hook_kind kind, const char *state_json,
+                   bivy_error_t *err);
+
+/* Terminal: create a pty pair in the container (after pivot, /dev/pts mounted), make the slave
+ * the controlling terminal and stdio, and return the master fd (to send to the console
+ * socket). Applies consoleSize. */
+int bivy_terminal_setup(const struct bivy_process *p, int *master_fd, bivy_error_t *err);
+/* Send fd over the unix socket at path (SCM_RIGHTS), as runc's --console-socket does. */
+int bivy_send_fd(const char *socket_path, int fd, bivy_error_t *err);
+
+#endif
