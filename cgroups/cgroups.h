@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "runtime/error.h"
@@ -50,6 +51,47 @@ int bivy_cgroup_is_frozen(struct bivy_cgroup *cg, bool *frozen, bivy_error_t *er
 /* Kill what is left and remove the cgroup directories. Idempotent. */
 int bivy_cgroup_destroy(struct bivy_cgroup *cg, bivy_error_t *err);
 void bivy_cgroup_free(struct bivy_cgroup *cg);
+
+/* Filesystem path of the container's cgroup in the hierarchy that lists its processes (the
+ * v2 dir when there is one), e.g. for messages and tests. Owned by cg. */
+const char *bivy_cgroup_dir(const struct bivy_cgroup *cg);
+
+/* True when controller ("cpu", "memory", "io", ...) is served by cgroup v2 for this cgroup. */
+bool bivy_cgroup_on_v2(const struct bivy_cgroup *cg, const char *controller);
+/* Parse a cpuset list "0-2,5" into a bitmap of nbits bits: -EINVAL on junk, -ERANGE if a
+ * number does not fit. */
+int bivy_cgroup_parse_list(const char *s, uint8_t *bits, size_t nbits);
+
+/* ---- live update (`bivy update`) ---- */
+struct bivy_cgroup_update_opts {
+  bool force;                  /* shrink memory below usage without waiting for reclaim */
+  unsigned reclaim_timeout_ms; /* how long to wait for reclaim before refusing a shrink */
+  json_t *names;               /* optional {"linux.resources.memory.limit": "--memory 32M"}:
+                                  how to name a field in errors (the flag it came from) */
+};
+/* Apply LinuxResources (OCI JSON) to a live cgroup, all or nothing: every value is validated
+ * first (cpusets against the online cpus/mems, files present, unified keys), previous values
+ * are saved, and if any write fails they are restored and the error names the key. Memory
+ * below current usage is reached through memory.high (v2) / EBUSY retries (v1) within
+ * reclaim_timeout_ms, else refused with the limits unchanged (unless force). Device rules
+ * cannot be updated. */
+int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct bivy_cgroup_update_opts *o,
+                       bivy_error_t *err);
+/* The limits now in force, read back from the cgroup files: {"memory.max": "134217728", ...}. */
+int bivy_cgroup_limits(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err);
+
+/* ---- stats and events ---- */
+/* runc-compatible stats object ("data" of `runc events`): cpu, memory, pids, blkio, hugetlb,
+ * plus "psi" (some/full avg10/avg60/avg300/total per resource) where the kernel has it. */
+int bivy_cgroup_stats(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err);
+/* OOM kills so far in the container's cgroup (v2 memory.events oom_kill; v1
+ * memory.oom_control oom_kill). */
+int bivy_cgroup_oom_count(struct bivy_cgroup *cg, uint64_t *count, bivy_error_t *err);
+/* An fd that becomes readable (POLLIN) when an OOM event may have happened: inotify on
+ * memory.events (v2) or an eventfd registered with cgroup.event_control (v1). Caller
+ * closes; drain with bivy_cgroup_oom_drain. */
+int bivy_cgroup_oom_fd(struct bivy_cgroup *cg, bivy_error_t *err);
+void bivy_cgroup_oom_drain(int fd);
 
 static inline void bivy_cgroup_freep(struct bivy_cgroup **cg) {
   if (*cg) bivy_cgroup_free(*cg);

@@ -84,6 +84,11 @@ struct bivy_mount {
   unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (| MS_REC), 0 = none */
   char *data;                /* comma-joined filesystem options (e.g. "mode=755,size=65536k") or NULL */
   bool bind, rbind;
+  /* recursive options (rro, rrw, rnosuid, rnoatime, ...) as MOUNT_ATTR_* for
+   * mount_setattr(AT_RECURSIVE); both 0 = none. An atime option also sets MOUNT_ATTR__ATIME in
+   * rec_attr_clr, as mount_setattr requires. */
+  uint64_t rec_attr_set, rec_attr_clr;
+  bool idmap; /* "idmap" or "ridmap" was given (id-mapped mounts: the rootfs code decides) */
 };
 
 struct bivy_device {
@@ -179,6 +184,10 @@ void bivy_process_clear(struct bivy_process *p);
 const struct bivy_namespace *bivy_config_ns(const struct bivy_config *c, enum bivy_ns_type t);
 const char *bivy_config_annotation(const struct bivy_config *c, const char *key);
 
+/* The i-th mount option name the parser understands (flags, propagation, bind, and the
+ * recursive/idmap options left to the rootfs code), NULL past the end: for `bivy features`. */
+const char *bivy_mount_option_name(size_t i);
+
 /* Names: "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time" */
 const char *bivy_ns_name(enum bivy_ns_type t);
 /* CLONE_NEW* flag of a namespace type */
@@ -189,6 +198,9 @@ const char *bivy_ns_proc_name(enum bivy_ns_type t);
 /* Default config.json text as `bivy spec` writes it (runc-like defaults). rootless: user ns
  * with the caller's id mapped to 0. Caller frees. */
 char *bivy_config_default_spec(bool rootless);
+/* The same default document as a jansson object, without linux.seccomp (for `bivy spec` to
+ * adjust before writing). Caller owns the reference; NULL on allocation failure. */
+json_t *bivy_config_default_spec_json(bool rootless);
 
 static inline void bivy_config_freep(struct bivy_config **c) {
   if (*c) bivy_config_free(*c);

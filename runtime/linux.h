@@ -38,12 +38,22 @@ struct bivy_op {
   const struct bivy_device *device; /* MKNOD */
   const char *value;       /* SYSCTL */
   bool ignore_missing;     /* masks/readonly of paths that do not exist */
+  /* added by the rootfs owner (additive): */
+  unsigned long clear_flags; /* MOUNT: MS_* explicitly cleared ("rw", "suid", ...) */
+  bool bind, recursive;      /* MOUNT: bind (rbind when recursive) */
+  bool remount;              /* MOUNT: a bind whose flags need the second (remount) step;
+                              * executed atomically with mount_setattr before attaching */
+  bool cgroup_ns;            /* MOUNT of a cgroup fs: the container has its own cgroup ns */
+  int index;                 /* MOUNT: index in config mounts[], -1 for generated ops */
+  bool chroot;               /* PIVOT_ROOT: --no-pivot (MS_MOVE + chroot) */
 };
 
 struct bivy_plan {
   struct bivy_op *ops;
   size_t n_ops;
   bool userns; /* planned for a user namespace (devices are bind-mounted) */
+  char **strings;   /* strings owned by the plan (resolved bind sources, ...) */
+  size_t n_strings;
 };
 
 /* Build the plan (pure: no system calls). no_pivot: use chroot instead of pivot_root. */
@@ -51,9 +61,10 @@ int bivy_plan_build(const struct bivy_config *c, bool no_pivot, struct bivy_plan
 void bivy_plan_free(struct bivy_plan *p);
 const char *bivy_op_name(enum bivy_op_kind k);
 
-/* In the container process (new mount namespace): run the plan's ops up to and including
- * PIVOT_ROOT (phase 0), or the ones after it (phase 1). createContainer hooks run between the
- * two phases' setup and the pivot by the caller. rootfs is the absolute root.path. */
+/* In the container process (new mount namespace): phase 0 runs the ops BEFORE
+ * PIVOT_ROOT (mounts into the rootfs, devices, symlinks); phase 1 runs PIVOT_ROOT and every op
+ * after it (masks, read-only paths, root read-only, sysctl). The caller runs the
+ * createRuntime/createContainer hooks between the two phases. rootfs is the absolute root.path. */
 int bivy_plan_run(const struct bivy_plan *p, const char *rootfs, int phase, bivy_error_t *err);
 
 /* Process hardening, in the container process after pivot_root, in this order:
@@ -67,6 +78,13 @@ int bivy_apply_user_and_caps(const struct bivy_process *p, bivy_error_t *err);
 /* Capabilities this runtime itself holds (bounding set), for the early check "config asks
  * for CAP_SYS_RESOURCE but the runtime does not hold it". */
 int bivy_caps_check_available(const struct bivy_process *p, bivy_error_t *err);
+/* "CAP_SYS_ADMIN" for 21; NULL when unknown. */
+const char *bivy_cap_name(int cap);
+/* 21 for "CAP_SYS_ADMIN" (case-insensitive, "CAP_" prefix optional); -EINVAL when unknown. */
+int bivy_cap_from_name(const char *name);
+
+/* "createRuntime", "poststop", ... */
+const char *bivy_hook_kind_name(enum bivy_hook_kind kind);
 
 /* Hooks: run every hook of kind with the OCI state JSON on stdin, honouring timeouts.
  * in_container: the caller is already in the container's namespaces (createContainer,

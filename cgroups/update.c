@@ -1,0 +1,298 @@
+/* Live update of a container's limits: validate everything, snapshot, apply, roll back on
+ * any failure. Memory shrinks below usage go through reclaim first so a service is not
+ * OOM-killed by surprise. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroups/cgroups-internal.h"
+#include "runtime/cleanup.h"
+#include "runtime/util.h"
+
+#define MAX_CPUS 8192
+
+/* "0-2,5" -> bits; -EINVAL on junk, -ERANGE beyond MAX_CPUS */
+int bivy_cgroup_parse_list(const char *s, uint8_t *bits, size_t nbits) {
+  memset(bits, 0, (nbits + 7) / 8);
+  if (*s == '\0') return 0;
+  for (const char *p = s; *p;) {
+    char *end;
+    errno = 0;
+    unsigned long a = strtoul(p, &end, 10), b;
+    if (end == p || errno) return -EINVAL;
+    b = a;
+    if (*end == '-') {
+      p = end + 1;
+      b = strtoul(p, &end, 10);
+      if (end == p || errno || b < a) return -EINVAL;
+    }
+    if (b >= nbits) return -ERANGE;
+    for (unsigned long i = a; i <= b; i++) bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    if (*end == ',') end++;
+    else if (*end != '\0' && *end != '\n') return -EINVAL;
+    p = end;
+    if (*p == '\n') break;
+  }
+  return 0;
+}
+
+static int check_list(const char *field, const char *value, const char *online_file, const char *what,
+                      bivy_error_t *err) {
+  static uint8_t want[MAX_CPUS / 8], have[MAX_CPUS / 8];
+  int r = bivy_cgroup_parse_list(value, want, MAX_CPUS);
+  if (r < 0) return bivy_error(err, EINVAL, "%s: \"%s\" is not a %s list like 0-2,4", field, value, what);
+  _cleanup_free_ char *online = NULL;
+  _cleanup_error_ bivy_error_t e = NULL;
+  if (bivy_cg_read(AT_FDCWD, online_file, &online, &e) < 0) return 0; /* no NUMA info: the kernel decides */
+  if (bivy_cgroup_parse_list(online, have, MAX_CPUS) < 0) return 0;
+  for (size_t i = 0; i < MAX_CPUS; i++)
+    if ((want[i / 8] >> (i % 8) & 1) && !(have[i / 8] >> (i % 8) & 1))
+      return bivy_error(err, EINVAL, "%s: %s %zu is not online (online: %s)", field, what, i, online);
+  return 0;
+}
+
+static void human(uint64_t v, char *buf, size_t len) {
+  if (v >= 1ull << 30) snprintf(buf, len, "%.1fG", (double)v / (1ull << 30));
+  else if (v >= 1ull << 20) snprintf(buf, len, "%.1fM", (double)v / (1ull << 20));
+  else if (v >= 1ull << 10) snprintf(buf, len, "%.1fK", (double)v / (1ull << 10));
+  else snprintf(buf, len, "%" PRIu64, v);
+}
+
+static void dur(unsigned ms, char *buf, size_t len) {
+  if (ms % 1000 == 0) snprintf(buf, len, "%us", ms / 1000);
+  else snprintf(buf, len, "%ums", ms);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+struct snap {
+  char *old;   /* content before (NULL: not read) */
+  bool applied;
+  bool alt;    /* the alternative file is the one in use */
+};
+
+/* Write the old content back; keyed multi-line files line by line. */
+static void restore_one(struct bivy_cgroup *cg, const struct bivy_cg_write *w, const struct snap *s) {
+  int fd = cg_ctrl_fd(cg, w->ctrl);
+  if (fd < 0 || s->old == NULL) return;
+  const char *file = s->alt ? w->alt_file : w->file;
+  _cleanup_error_ bivy_error_t e = NULL;
+  bool keyed = strchr(w->value, ':') != NULL; /* "MAJ:MIN ..." */
+  if (!keyed) {
+    bivy_cg_write(fd, file, *s->old ? s->old : "max", &e);
+    return;
+  }
+  /* the device line we set: put its old line back, or reset it */
+  size_t kl = strcspn(w->value, " ");
+  for (char *line = s->old; line && *line;) {
+    char *nl = strchr(line, '\n');
+    size_t ll = nl ? (size_t)(nl - line) : strlen(line);
+    if (ll > kl && strncmp(line, w->value, kl) == 0 && line[kl] == ' ') {
+      _cleanup_free_ char *l = strndup(line, ll);
+      if (l) bivy_cg_write(fd, file, l, &e);
+      return;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  char buf[96];
+  if (strcmp(file, "io.max") == 0)
+    snprintf(buf, sizeof buf, "%.*s rbps=max wbps=max riops=max wiops=max", (int)kl, w->value);
+  else if (strncmp(file, "blkio.throttle.", 15) == 0) snprintf(buf, sizeof buf, "%.*s 0", (int)kl, w->value);
+  else return;
+  bivy_cg_write(fd, file, buf, &e);
+}
+
+/* Memory limit below usage: reclaim first (memory.high on v2; EBUSY retries on v1). */
+static int write_memory(struct bivy_cgroup *cg, const struct bivy_cg_write *w, const struct bivy_cgroup_update_opts *o,
+                        bivy_error_t *err) {
+  int fd = cg_ctrl_fd(cg, CG_MEMORY);
+  bool v2 = strcmp(w->file, "memory.max") == 0;
+  char tbuf[16], ubuf[16];
+  uint64_t target = strtoull(w->value, NULL, 10), usage = 0;
+  dur(o->reclaim_timeout_ms, tbuf, sizeof tbuf);
+  if (v2 && strcmp(w->value, "max") != 0 && !o->force && bivy_cg_read_u64(fd, "memory.current", &usage) == 0 &&
+      usage > target) {
+    _cleanup_free_ char *high = NULL;
+    int r = bivy_cg_read(fd, "memory.high", &high, err);
+    if (r < 0) return bivy_error_wrap(err, "%s", w->field);
+    /* memory.high makes the kernel reclaim down to the target without OOM-killing */
+    _cleanup_error_ bivy_error_t e = NULL;
+    bivy_cg_write(fd, "memory.high", w->value, &e);
+    uint64_t start = bivy_now_ns();
+    for (;;) {
+      if (bivy_cg_read_u64(fd, "memory.current", &usage) == 0 && usage <= target) break;
+      if (bivy_now_ns() - start >= (uint64_t)o->reclaim_timeout_ms * 1000000ull) break;
+      sleep_ms(20);
+    }
+    if (usage > target) {
+      bivy_cg_write(fd, "memory.high", high, &e);
+      human(usage, ubuf, sizeof ubuf);
+      return bivy_error(err, EBUSY,
+                        "%s: usage %s stays above the new limit after %s of reclaim; limits unchanged (use --force to "
+                        "apply anyway)",
+                        w->field, ubuf, tbuf);
+    }
+    int rr = bivy_cg_write_one(cg, w, err);
+    bivy_cg_write(fd, "memory.high", high, &e);
+    return rr;
+  }
+  /* v1: the kernel reclaims on the write and answers EBUSY when usage stays above */
+  uint64_t start = bivy_now_ns();
+  for (;;) {
+    _cleanup_error_ bivy_error_t e = NULL;
+    int r = bivy_cg_write_one(cg, w, &e);
+    if (r != -EBUSY || v2) {
+      if (r < 0) {
+        bivy_error_release(err);
+        *err = e;
+        e = NULL;
+      }
+      return r;
+    }
+    if (bivy_now_ns() - start >= (uint64_t)o->reclaim_timeout_ms * 1000000ull) break;
+    sleep_ms(50);
+  }
+  const char *uf = strstr(w->file, "memsw") ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes";
+  bivy_cg_read_u64(fd, uf, &usage);
+  human(usage, ubuf, sizeof ubuf);
+  return bivy_error(err, EBUSY,
+                    "%s: usage %s stays above the new limit after %s of reclaim; limits unchanged%s", w->field, ubuf, tbuf,
+                    o->force ? " (cgroup v1 refuses a limit below usage even with --force)" : " (use --force to apply anyway)");
+}
+
+static bool is_memory_limit(const struct bivy_cg_write *w) {
+  return strcmp(w->file, "memory.max") == 0 || strcmp(w->file, "memory.limit_in_bytes") == 0 ||
+         strcmp(w->file, "memory.memsw.limit_in_bytes") == 0;
+}
+
+static int validate(struct bivy_cgroup *cg, struct bivy_cg_write *w, struct snap *s, bivy_error_t *err) {
+  int fd = cg_ctrl_fd(cg, w->ctrl);
+  if (fd < 0 || (w->unified && !cg_ctrl_v2(cg, w->ctrl)))
+    return bivy_cg_write_one(cg, w, err); /* produces the right message */
+  struct stat st;
+  if (fstatat(fd, w->file, &st, 0) < 0) {
+    if (w->alt_file && fstatat(fd, w->alt_file, &st, 0) == 0) s->alt = true;
+    else if (w->best_effort) return 0;
+    else {
+      const char *why = strstr(w->file, "memsw") || strstr(w->file, "swap") ? " (swap accounting disabled)" : "";
+      return bivy_error(err, ENOTSUP, "%s: %s not available%s", w->field, w->file, why);
+    }
+  }
+  if (strcmp(w->file, "cpuset.cpus") == 0) {
+    int r = check_list(w->field, w->value, "/sys/devices/system/cpu/online", "cpu", err);
+    if (r < 0) return r;
+  }
+  if (strcmp(w->file, "cpuset.mems") == 0) {
+    int r = check_list(w->field, w->value, "/sys/devices/system/node/online", "memory node", err);
+    if (r < 0) return r;
+  }
+  _cleanup_error_ bivy_error_t e = NULL;
+  if (bivy_cg_read(fd, s->alt ? w->alt_file : w->file, &s->old, &e) < 0) s->old = NULL;
+  return 0;
+}
+
+int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct bivy_cgroup_update_opts *o,
+                       bivy_error_t *err) {
+  if (json_object_get(resources, "devices"))
+    return bivy_error(err, ENOTSUP, "linux.resources.devices: device rules cannot be updated on a live container");
+  struct bivy_cg_plan plan = {0};
+  int r = bivy_cg_translate(resources, bivy_cg_v2mask(cg), "linux.resources", &plan, err);
+  if (r < 0) return r;
+  /* name fields the way the user gave them */
+  for (size_t i = 0; o->names && i < plan.n; i++) {
+    json_t *n = json_object_get(o->names, plan.w[i].field);
+    if (json_is_string(n)) {
+      char *f = strdup(json_string_value(n));
+      if (f) {
+        free(plan.w[i].field);
+        plan.w[i].field = f;
+      }
+    }
+  }
+  struct snap *s = calloc(plan.n ? plan.n : 1, sizeof *s);
+  if (s == NULL) {
+    bivy_cg_plan_clear(&plan);
+    return bivy_error(err, ENOMEM, "update");
+  }
+  for (size_t i = 0; r >= 0 && i < plan.n; i++) r = validate(cg, &plan.w[i], &s[i], err);
+  /* apply; a write the kernel finds inconsistent with a later one (v1 memsw below the
+   * new limit, ...) is retried after the others */
+  for (int pass = 0; r >= 0 && pass < 2; pass++) {
+    bool deferred = false;
+    for (size_t i = 0; r >= 0 && i < plan.n; i++) {
+      if (s[i].applied) continue;
+      _cleanup_error_ bivy_error_t e = NULL;
+      int wr = is_memory_limit(&plan.w[i]) ? write_memory(cg, &plan.w[i], o, &e) : bivy_cg_write_one(cg, &plan.w[i], &e);
+      if (wr == -EINVAL && pass == 0) {
+        deferred = true;
+        continue;
+      }
+      if (wr < 0) {
+        r = wr;
+        bivy_error_release(err);
+        *err = e;
+        e = NULL;
+        break;
+      }
+      s[i].applied = true;
+    }
+    if (!deferred) break;
+  }
+  if (r < 0) {
+    for (size_t i = plan.n; i-- > 0;)
+      if (s[i].applied) restore_one(cg, &plan.w[i], &s[i]);
+    for (size_t i = 0; i < plan.n; i++) /* a half-applied write: restore it too */
+      if (!s[i].applied && s[i].old) restore_one(cg, &plan.w[i], &s[i]);
+  }
+  for (size_t i = 0; i < plan.n; i++) free(s[i].old);
+  free(s);
+  bivy_cg_plan_clear(&plan);
+  return r;
+}
+
+int bivy_cgroup_limits(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err) {
+  static const struct {
+    enum bivy_ctrl c;
+    const char *v2, *v1;
+  } files[] = {
+      {CG_MEMORY, "memory.max", "memory.limit_in_bytes"},
+      {CG_MEMORY, "memory.high", NULL},
+      {CG_MEMORY, "memory.low", "memory.soft_limit_in_bytes"},
+      {CG_MEMORY, "memory.swap.max", "memory.memsw.limit_in_bytes"},
+      {CG_CPU, "cpu.max", "cpu.cfs_quota_us"},
+      {CG_CPU, NULL, "cpu.cfs_period_us"},
+      {CG_CPU, "cpu.weight", "cpu.shares"},
+      {CG_CPU, "cpu.idle", "cpu.idle"},
+      {CG_CPUSET, "cpuset.cpus", "cpuset.cpus"},
+      {CG_CPUSET, "cpuset.mems", "cpuset.mems"},
+      {CG_PIDS, "pids.max", "pids.max"},
+      {CG_IO, "io.max", "blkio.throttle.read_bps_device"},
+      {CG_IO, NULL, "blkio.throttle.write_bps_device"},
+      {CG_IO, "io.bfq.weight", "blkio.bfq.weight"},
+      {CG_IO, "io.weight", "blkio.weight"},
+  };
+  json_t *o = json_object();
+  if (o == NULL) return bivy_error(err, ENOMEM, "limits");
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    int fd = cg_ctrl_fd(cg, files[i].c);
+    const char *f = cg_ctrl_v2(cg, files[i].c) ? files[i].v2 : files[i].v1;
+    if (fd < 0 || f == NULL) continue;
+    _cleanup_free_ char *v = NULL;
+    _cleanup_error_ bivy_error_t e = NULL;
+    if (bivy_cg_read(fd, f, &v, &e) < 0) continue;
+    for (char *p = v; *p; p++)
+      if (*p == '\n') *p = ';';
+    json_object_set_new(o, f, json_string(v));
+  }
+  *out = o;
+  return 0;
+}

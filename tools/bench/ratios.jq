@@ -1,0 +1,50 @@
+# Adds to each scenario variant: .stat (the figure compared: per-call for update, per-round
+# total otherwise) and .vs {crun, runc, floor} ratios of medians; then the .targets list.
+def med: if . == null then null else .median end;
+def stat_of($sid): if $sid == "update" then (.steps.update // .total) else .total end;
+def ratio($a; $b): if ($a == null or $b == null or $b == 0) then null else ($a / $b * 1000 | round / 1000) end;
+
+def annotate($lc_floor):
+  map(. as $s
+    | ($s.variants | map(select(.ok)) | map({key: .name, value: (stat_of($s.id) | med)}) | from_entries) as $m
+    | ([$s.variants[] | select(.ok and (.name | startswith("floor:")))][0] | if . then {name, v: (stat_of($s.id) | med)} else null end) as $f
+    | (if $f then $f elif ($s.id == "csd" and $lc_floor) then $lc_floor else null end) as $floor
+    | .floor = ($floor.name // null)
+    | .variants |= map(. + {stat: (if .ok then stat_of($s.id) else null end)}
+        | . + {vs: {crun: ratio(.stat | med; $m.crun), runc: ratio(.stat | med; $m.runc),
+                    floor: ratio(.stat | med; $floor.v)}}));
+
+def lcfloor: [.[] | select(.id == "lifecycle") | .variants[] | select(.ok and .name == "floor: unshare")
+              | {name, v: .total.median}][0];
+
+def find($sid; $name): [.[] | select(.id == $sid) | .variants[] | select(.name == $name)][0];
+
+def target($scens; $where; $sid; $against; $limit; $ttl):
+  ($scens // []) as $sc
+  | ($sc | find($sid; "bivy")) as $b
+  | (if $against == "floor" then ($sc | [.[] | select(.id == $sid) | .floor][0]) else $against end) as $aname
+  | ($sc | find($sid; $against)) as $o
+  | {target: $ttl, where: $where, limit: $limit}
+  + if ($sc | length) == 0 then {value: null, result: "n/a", note: "tier not run"}
+    elif $b == null or ($b.ok | not) then {value: null, result: "n/a", note: ("bivy: " + ($b.error // "not run"))}
+    elif $against != "floor" and ($o == null or ($o.ok | not)) then {value: null, result: "n/a", note: ($against + ": " + ($o.error // "not run"))}
+    elif $b.vs[$against] == null then {value: null, result: "n/a", note: "no reference"}
+    else $b.vs[$against] as $v
+      | {value: $v, result: (if $v <= $limit then "PASS" else "MISS" end), note: ("bivy " + ($b.stat.median * 100 | round / 100 | tostring) + " ms vs " + ($aname // $against))}
+    end;
+
+(.scenarios | lcfloor) as $f | .scenarios |= annotate($f)
+| (if (.vm | type) == "object" and .vm.scenarios then (.vm.scenarios | lcfloor) as $g | .vm.scenarios |= annotate($g) else . end)
+| (.vm.scenarios // null) as $vm
+| .targets = [
+    target(.scenarios; "host"; "lifecycle"; "crun"; 0.5; "lifecycle <= 0.5x crun"),
+    target($vm; "vm (cgroup v2)"; "lifecycle"; "crun"; 0.5; "lifecycle <= 0.5x crun"),
+    target(.scenarios; "host"; "lifecycle"; "floor"; 2; "lifecycle <= 2x unshare floor"),
+    target($vm; "vm (cgroup v2)"; "lifecycle"; "floor"; 2; "lifecycle <= 2x unshare floor"),
+    target(.scenarios; "host"; "update"; "crun"; 0.5; "update <= 0.5x crun"),
+    target($vm; "vm (cgroup v2)"; "update"; "crun"; 0.5; "update <= 0.5x crun"),
+    target(.scenarios; "host"; "exec"; "crun"; 0.5; "exec <= 0.5x crun"),
+    target($vm; "vm (cgroup v2)"; "exec"; "crun"; 0.5; "exec <= 0.5x crun"),
+    {target: "bivyd restart latency median <= 5 ms", where: "host", limit: 5, value: null, result: "n/a", note: "bivyd not built yet"},
+    {target: "bivyd memory <= 64 KiB per instance", where: "host", limit: 64, value: null, result: "n/a", note: "bivyd not built yet"}
+  ]

@@ -1,0 +1,61 @@
+# results.json -> the Markdown report printed by tools/bench/run.
+def ms: if . == null then "n/a" else (. * 100 | round / 100 | tostring) end;
+def x: if . == null then "—" else ((. * 100 | round / 100 | tostring) + "x") end;
+def cell: gsub("\\|"; "/") | gsub("\n"; " ");
+
+def table($scens):
+  "| Scenario | Runtime | median ms | p90 ms | vs crun | vs runc | vs floor | note |",
+  "|---|---|---:|---:|---:|---:|---:|---|",
+  ($scens[] as $s | $s.variants[] |
+    "| \($s.title) | \(.name) | "
+    + (if .ok then "\(.stat.median | ms) | \(.stat.p90 | ms) | \(.vs.crun | x) | \(.vs.runc | x) | \(.vs.floor | x) | "
+              + ([if ($s.floor != null) and .vs.floor != null and (.name | startswith("floor:") | not) then "vs \($s.floor)" else empty end,
+                  if (.steps | length) > 1 then (.steps | to_entries | map("\(.key) \(.value.median | ms)") | join(" + ")) else empty end]
+                 | join("; "))
+       else "n/a | | | | | \(.error // "" | cell)" end)
+    + " |");
+
+"## bivy benchmarks",
+"",
+"Machine: \(.machine.cpu), \(.machine.cores) cores, \(.machine.memory), kernel \(.machine.kernel), cgroups \(.machine.cgroups); \(.machine.date).",
+"Peers: \(.machine.runc); \(.machine.crun). bivy: \(.machine.bivy) (verbs: \(.machine.bivy_verbs | join(" "))).",
+"Method: per scenario every runtime runs interleaved (A B C, B C A, ...), \(.config.warmup) warm-up + \(.config.rounds) measured rounds, timed by \(.config.harness); same bundle for all (runc spec defaults + pid/net/ipc/uts/mount/cgroup namespaces, memory+pids limits, masked paths); seccomp: \(.config.seccomp_profile). Ratios are of medians; update is per call.",
+"",
+"### Host (\(.machine.cgroups))",
+"",
+"crun refuses every container on this hybrid host (\"cgroups in hybrid mode not supported\"), so here bivy is compared with runc and the floors; the crun comparison is in the VM tier below.",
+"",
+table(.scenarios),
+"",
+"### VM tier (pure cgroup v2, QEMU)",
+"",
+(if (.vm | type) != "object" then "not run (--no-vm)"
+ elif .vm.status != "ok" then "not run: \(.vm.status)"
+ else
+   "Emulated (TCG): fork+exec is ~50x slower than on the host, so \(.vm.config.rounds) rounds (+\(.vm.config.warmup) warm-up) per scenario, capped at 60 s each; kernel \(.vm.machine.kernel), cgroups \(.vm.machine.cgroups). Compare ratios, not absolute times.",
+   "",
+   table(.vm.scenarios)
+ end),
+"",
+"### Targets",
+"",
+"| Target | Where | Value | Limit | Result | Note |",
+"|---|---|---:|---:|---|---|",
+(.targets[] | "| \(.target) | \(.where) | \(.value | x) | \(.limit) | **\(.result)** | \(.note // "" | cell) |"),
+"",
+"### Where bivy's start time goes",
+"",
+(if .breakdown == null or (.breakdown | has("bivy") | not) then
+   "bivy run is not available yet: no breakdown." +
+   (if .breakdown.runc then " For reference, runc's timeline (strace -f, key syscalls; strace inflates every step, read as proportions):" else "" end)
+ else "bivy --debug time stamps (last of 3 runs), then an strace -f timeline of key syscalls (strace inflates every step: read as proportions)." end),
+"",
+(if (.breakdown.bivy_debug // []) | length > 0 then "```", (.breakdown.bivy_debug[]), "```", "" else empty end),
+((.breakdown // {}) | to_entries[] | select(.key == "bivy" or .key == "runc") |
+  "**\(.key)** (strace -f -ttt):",
+  "",
+  "| ms since start | event |", "|---:|---|",
+  (.value.timeline[] | "| \(.t | ms) | \(.what | cell) |"),
+  "",
+  "Top syscalls by time (strace -f -c): " + ([.value.top_syscalls[] | "\(.syscall) \(.seconds * 1000 | ms) ms/\(.calls)"] | join(", ")),
+  "")
