@@ -21,6 +21,12 @@ struct jp {
 #define JP_KEY(parent, k) (&(const struct jp){.up = (parent), .key = (k)})
 #define JP_IDX(parent, i) (&(const struct jp){.up = (parent), .key = NULL, .idx = (i)})
 
+/* json_object_get, with JSON null read as absent (Go encoders emit null for nil values) */
+static inline json_t *cfg_get(const json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return json_is_null(v) ? NULL : v;
+}
+
 /* Fill err with "<path>: <reason>" (errnum 0 = EINVAL, no strerror). */
 int cfg_fail(bivy_error_t *err, const struct jp *p, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

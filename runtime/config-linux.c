@@ -18,7 +18,7 @@ static int parse_namespaces(struct bivy_config *c, json_t *j, const struct jp *p
     json_t *e = json_array_get(j, i);
     const struct jp *pi = JP_IDX(p, i);
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    json_t *t = json_object_get(e, "type");
+    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
     if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
     if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
@@ -30,7 +30,7 @@ static int parse_namespaces(struct bivy_config *c, json_t *j, const struct jp *p
     if (bivy_config_ns(c, (enum bivy_ns_type)type)) return cfg_fail(err, pt, 0, "duplicate namespace \"%s\"", name);
     struct bivy_namespace *ns = &c->namespaces[c->n_namespaces++];
     ns->type = (enum bivy_ns_type)type;
-    if ((r = cfg_abs_path(json_object_get(e, "path"), JP_KEY(pi, "path"), false, &ns->path, err)) < 0) return r;
+    if ((r = cfg_abs_path(cfg_get(e, "path"), JP_KEY(pi, "path"), false, &ns->path, err)) < 0) return r;
   }
   return 0;
 }
@@ -52,7 +52,7 @@ static int parse_mappings(json_t *j, const struct jp *p, struct bivy_id_mapping 
     static const char *const keys[] = {"containerID", "hostID", "size"};
     int64_t v[3];
     for (int k = 0; k < 3; k++) {
-      json_t *x = json_object_get(e, keys[k]);
+      json_t *x = cfg_get(e, keys[k]);
       if (x == NULL) return cfg_fail(err, JP_KEY(pi, keys[k]), 0, "missing (required)");
       if ((r = cfg_int(x, JP_KEY(pi, keys[k]), k == 2 ? 1 : 0, 4294967295LL, &v[k], err)) < 0) return r;
     }
@@ -78,8 +78,8 @@ static int parse_devices(struct bivy_config *c, json_t *j, const struct jp *p, b
     const struct jp *pi = JP_IDX(p, i);
     struct bivy_device *d = &c->devices[c->n_devices++];
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    if ((r = cfg_abs_path(json_object_get(e, "path"), JP_KEY(pi, "path"), true, &d->path, err)) < 0) return r;
-    json_t *t = json_object_get(e, "type");
+    if ((r = cfg_abs_path(cfg_get(e, "path"), JP_KEY(pi, "path"), true, &d->path, err)) < 0) return r;
+    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
     if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
     if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
@@ -90,7 +90,7 @@ static int parse_devices(struct bivy_config *c, json_t *j, const struct jp *p, b
     int64_t v;
     static const char *const nums[] = {"major", "minor"};
     for (int k = 0; k < 2; k++) {
-      x = json_object_get(e, nums[k]);
+      x = cfg_get(e, nums[k]);
       if (x == NULL) {
         if (d->type != 'p') return cfg_fail(err, JP_KEY(pi, nums[k]), 0, "missing (required for type %c)", d->type);
         continue;
@@ -99,17 +99,18 @@ static int parse_devices(struct bivy_config *c, json_t *j, const struct jp *p, b
       if ((r = cfg_int(x, JP_KEY(pi, nums[k]), 0, k == 0 ? 4095 : 1048575, &v, err)) < 0) return r;
       *(k == 0 ? &d->major : &d->minor) = v;
     }
-    if ((x = json_object_get(e, "fileMode"))) {
-      if ((r = cfg_int(x, JP_KEY(pi, "fileMode"), 0, 07777, &v, err)) < 0) return r;
+    if ((x = cfg_get(e, "fileMode"))) {
+      /* podman passes a full st_mode (8630 = S_IFCHR|0666): keep only the permission bits */
+      if ((r = cfg_int(x, JP_KEY(pi, "fileMode"), 0, 0177777, &v, err)) < 0) return r;
       d->has_mode = true;
-      d->file_mode = (mode_t)v;
+      d->file_mode = (mode_t)v & 07777;
     }
-    if ((x = json_object_get(e, "uid"))) {
+    if ((x = cfg_get(e, "uid"))) {
       if ((r = cfg_int(x, JP_KEY(pi, "uid"), 0, 4294967294LL, &v, err)) < 0) return r;
       d->has_uid = true;
       d->uid = (uid_t)v;
     }
-    if ((x = json_object_get(e, "gid"))) {
+    if ((x = cfg_get(e, "gid"))) {
       if ((r = cfg_int(x, JP_KEY(pi, "gid"), 0, 4294967294LL, &v, err)) < 0) return r;
       d->has_gid = true;
       d->gid = (gid_t)v;
@@ -188,12 +189,12 @@ int cfg_parse_linux(struct bivy_config *c, json_t *j, bivy_error_t *err) {
   if (r < 0) return r;
   json_t *x;
   /* namespaces first: the checks below depend on them */
-  if ((x = json_object_get(j, "namespaces")) && (r = parse_namespaces(c, x, JP_KEY(p, "namespaces"), err)) < 0)
+  if ((x = cfg_get(j, "namespaces")) && (r = parse_namespaces(c, x, JP_KEY(p, "namespaces"), err)) < 0)
     return r;
-  if ((x = json_object_get(j, "uidMappings")) &&
+  if ((x = cfg_get(j, "uidMappings")) &&
       (r = parse_mappings(x, JP_KEY(p, "uidMappings"), &c->uid_mappings, &c->n_uid_mappings, err)) < 0)
     return r;
-  if ((x = json_object_get(j, "gidMappings")) &&
+  if ((x = cfg_get(j, "gidMappings")) &&
       (r = parse_mappings(x, JP_KEY(p, "gidMappings"), &c->gid_mappings, &c->n_gid_mappings, err)) < 0)
     return r;
   const struct bivy_namespace *user = bivy_config_ns(c, BIVY_NS_USER);
@@ -204,22 +205,22 @@ int cfg_parse_linux(struct bivy_config *c, json_t *j, bivy_error_t *err) {
   if (user && user->path == NULL && (c->n_uid_mappings == 0 || c->n_gid_mappings == 0))
     return cfg_fail(err, JP_KEY(p, c->n_uid_mappings == 0 ? "uidMappings" : "gidMappings"), 0,
                     "required with a new user namespace");
-  if ((x = json_object_get(j, "devices")) && (r = parse_devices(c, x, JP_KEY(p, "devices"), err)) < 0) return r;
-  if ((r = cfg_str(json_object_get(j, "cgroupsPath"), JP_KEY(p, "cgroupsPath"), false, &c->cgroups_path, err)) < 0)
+  if ((x = cfg_get(j, "devices")) && (r = parse_devices(c, x, JP_KEY(p, "devices"), err)) < 0) return r;
+  if ((r = cfg_str(cfg_get(j, "cgroupsPath"), JP_KEY(p, "cgroupsPath"), false, &c->cgroups_path, err)) < 0)
     return r;
-  if ((x = json_object_get(j, "resources"))) {
+  if ((x = cfg_get(j, "resources"))) {
     if ((r = cfg_object(x, JP_KEY(p, "resources"), err)) < 0) return r;
     c->resources = x;
   }
-  if ((x = json_object_get(j, "seccomp"))) {
+  if ((x = cfg_get(j, "seccomp"))) {
     if ((r = cfg_object(x, JP_KEY(p, "seccomp"), err)) < 0) return r;
     c->seccomp = x;
   }
-  if ((r = abs_paths(json_object_get(j, "maskedPaths"), JP_KEY(p, "maskedPaths"), &c->masked_paths, err)) < 0)
+  if ((r = abs_paths(cfg_get(j, "maskedPaths"), JP_KEY(p, "maskedPaths"), &c->masked_paths, err)) < 0)
     return r;
-  if ((r = abs_paths(json_object_get(j, "readonlyPaths"), JP_KEY(p, "readonlyPaths"), &c->readonly_paths, err)) < 0)
+  if ((r = abs_paths(cfg_get(j, "readonlyPaths"), JP_KEY(p, "readonlyPaths"), &c->readonly_paths, err)) < 0)
     return r;
-  if ((x = json_object_get(j, "rootfsPropagation"))) {
+  if ((x = cfg_get(j, "rootfsPropagation"))) {
     const struct jp *pp = JP_KEY(p, "rootfsPropagation");
     if (!json_is_string(x)) return cfg_fail(err, pp, 0, "expected a string");
     const char *v = json_string_value(x);
@@ -231,8 +232,8 @@ int cfg_parse_linux(struct bivy_config *c, json_t *j, bivy_error_t *err) {
       }
     if (!found) return cfg_fail(err, pp, 0, "unknown propagation \"%s\"", v);
   }
-  if ((x = json_object_get(j, "sysctl")) && (r = parse_sysctl(c, x, JP_KEY(p, "sysctl"), err)) < 0) return r;
-  if ((r = cfg_str(json_object_get(j, "mountLabel"), JP_KEY(p, "mountLabel"), false, &c->mount_label, err)) < 0)
+  if ((x = cfg_get(j, "sysctl")) && (r = parse_sysctl(c, x, JP_KEY(p, "sysctl"), err)) < 0) return r;
+  if ((r = cfg_str(cfg_get(j, "mountLabel"), JP_KEY(p, "mountLabel"), false, &c->mount_label, err)) < 0)
     return r;
   return 0;
 }

@@ -178,12 +178,12 @@ static int apply_options(struct bivy_mount *m, const struct jp *p, bivy_error_t 
 int cfg_parse_mount(json_t *j, const struct jp *p, struct bivy_mount *m, bivy_error_t *err) {
   int r = cfg_object(j, p, err);
   if (r < 0) return r;
-  if ((r = cfg_abs_path(json_object_get(j, "destination"), JP_KEY(p, "destination"), true, &m->destination, err)) < 0)
+  if ((r = cfg_abs_path(cfg_get(j, "destination"), JP_KEY(p, "destination"), true, &m->destination, err)) < 0)
     return r;
-  if ((r = cfg_str(json_object_get(j, "type"), JP_KEY(p, "type"), false, &m->type, err)) < 0) return r;
-  if ((r = cfg_str(json_object_get(j, "source"), JP_KEY(p, "source"), false, &m->source, err)) < 0) return r;
+  if ((r = cfg_str(cfg_get(j, "type"), JP_KEY(p, "type"), false, &m->type, err)) < 0) return r;
+  if ((r = cfg_str(cfg_get(j, "source"), JP_KEY(p, "source"), false, &m->source, err)) < 0) return r;
   const struct jp *po = JP_KEY(p, "options");
-  if ((r = cfg_strv(json_object_get(j, "options"), po, false, false, &m->options, err)) < 0) return r;
+  if ((r = cfg_strv(cfg_get(j, "options"), po, false, false, &m->options, err)) < 0) return r;
   if ((r = apply_options(m, po, err)) < 0) return r;
   /* type "bind" means a bind mount even without the option (runc does the same) */
   if (m->type && strcmp(m->type, "bind") == 0 && !m->bind && !m->rbind) {

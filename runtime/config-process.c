@@ -43,20 +43,20 @@ static int parse_user(json_t *j, const struct jp *p, struct bivy_user *u, bivy_e
   if (r < 0) return r;
   int64_t v;
   json_t *x;
-  if ((x = json_object_get(j, "uid"))) {
+  if ((x = cfg_get(j, "uid"))) {
     if ((r = cfg_int(x, JP_KEY(p, "uid"), 0, ID_MAX, &v, err)) < 0) return r;
     u->uid = (uid_t)v;
   }
-  if ((x = json_object_get(j, "gid"))) {
+  if ((x = cfg_get(j, "gid"))) {
     if ((r = cfg_int(x, JP_KEY(p, "gid"), 0, ID_MAX, &v, err)) < 0) return r;
     u->gid = (gid_t)v;
   }
-  if ((x = json_object_get(j, "umask"))) {
+  if ((x = cfg_get(j, "umask"))) {
     if ((r = cfg_int(x, JP_KEY(p, "umask"), 0, 0777, &v, err)) < 0) return r;
     u->has_umask = true;
     u->umask = (mode_t)v;
   }
-  if ((x = json_object_get(j, "additionalGids"))) {
+  if ((x = cfg_get(j, "additionalGids"))) {
     const struct jp *pa = JP_KEY(p, "additionalGids");
     if ((r = cfg_array(x, pa, err)) < 0) return r;
     size_t n = json_array_size(x);
@@ -98,12 +98,12 @@ static int parse_caps(json_t *j, const struct jp *p, struct bivy_process *out, b
   if (r < 0) return r;
   out->has_caps = true;
   struct bivy_capset *c = &out->caps;
-  if ((r = parse_capset(json_object_get(j, "bounding"), JP_KEY(p, "bounding"), &c->bounding, err)) < 0) return r;
-  if ((r = parse_capset(json_object_get(j, "effective"), JP_KEY(p, "effective"), &c->effective, err)) < 0) return r;
-  if ((r = parse_capset(json_object_get(j, "permitted"), JP_KEY(p, "permitted"), &c->permitted, err)) < 0) return r;
-  if ((r = parse_capset(json_object_get(j, "inheritable"), JP_KEY(p, "inheritable"), &c->inheritable, err)) < 0)
+  if ((r = parse_capset(cfg_get(j, "bounding"), JP_KEY(p, "bounding"), &c->bounding, err)) < 0) return r;
+  if ((r = parse_capset(cfg_get(j, "effective"), JP_KEY(p, "effective"), &c->effective, err)) < 0) return r;
+  if ((r = parse_capset(cfg_get(j, "permitted"), JP_KEY(p, "permitted"), &c->permitted, err)) < 0) return r;
+  if ((r = parse_capset(cfg_get(j, "inheritable"), JP_KEY(p, "inheritable"), &c->inheritable, err)) < 0)
     return r;
-  if ((r = parse_capset(json_object_get(j, "ambient"), JP_KEY(p, "ambient"), &c->ambient, err)) < 0) return r;
+  if ((r = parse_capset(cfg_get(j, "ambient"), JP_KEY(p, "ambient"), &c->ambient, err)) < 0) return r;
   return 0;
 }
 
@@ -119,7 +119,7 @@ static int parse_rlimits(json_t *j, const struct jp *p, struct bivy_process *out
     json_t *e = json_array_get(j, i);
     const struct jp *pi = JP_IDX(p, i);
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    json_t *t = json_object_get(e, "type");
+    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
     if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
     if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
@@ -131,7 +131,7 @@ static int parse_rlimits(json_t *j, const struct jp *p, struct bivy_process *out
       if (out->rlimits[k].resource == res) return cfg_fail(err, pt, 0, "duplicate rlimit \"%s\"", json_string_value(t));
     struct bivy_rlimit *rl = &out->rlimits[out->n_rlimits];
     rl->resource = res;
-    json_t *soft = json_object_get(e, "soft"), *hard = json_object_get(e, "hard");
+    json_t *soft = cfg_get(e, "soft"), *hard = cfg_get(e, "hard");
     if (soft == NULL) return cfg_fail(err, JP_KEY(pi, "soft"), 0, "missing (required)");
     if (hard == NULL) return cfg_fail(err, JP_KEY(pi, "hard"), 0, "missing (required)");
     if ((r = cfg_u64(soft, JP_KEY(pi, "soft"), &rl->soft, err)) < 0) return r;
@@ -158,12 +158,12 @@ int cfg_parse_process(json_t *j, const struct jp *p, struct bivy_process *out, b
   int r = cfg_object(j, p, err);
   if (r < 0) return r;
   json_t *x;
-  if ((r = cfg_bool(json_object_get(j, "terminal"), JP_KEY(p, "terminal"), &out->terminal, err)) < 0) return r;
-  if ((x = json_object_get(j, "consoleSize"))) {
+  if ((r = cfg_bool(cfg_get(j, "terminal"), JP_KEY(p, "terminal"), &out->terminal, err)) < 0) return r;
+  if ((x = cfg_get(j, "consoleSize"))) {
     const struct jp *pc = JP_KEY(p, "consoleSize");
     if ((r = cfg_object(x, pc, err)) < 0) return r;
     int64_t v = 0;
-    json_t *h = json_object_get(x, "height"), *w = json_object_get(x, "width");
+    json_t *h = cfg_get(x, "height"), *w = cfg_get(x, "width");
     if (h) {
       if ((r = cfg_int(h, JP_KEY(pc, "height"), 0, 65535, &v, err)) < 0) return r;
       out->console_height = (unsigned)v;
@@ -173,28 +173,28 @@ int cfg_parse_process(json_t *j, const struct jp *p, struct bivy_process *out, b
       out->console_width = (unsigned)v;
     }
   }
-  if ((r = parse_user(json_object_get(j, "user"), JP_KEY(p, "user"), &out->user, err)) < 0) return r;
-  if ((r = cfg_strv(json_object_get(j, "args"), JP_KEY(p, "args"), true, true, &out->args, err)) < 0) return r;
+  if ((r = parse_user(cfg_get(j, "user"), JP_KEY(p, "user"), &out->user, err)) < 0) return r;
+  if ((r = cfg_strv(cfg_get(j, "args"), JP_KEY(p, "args"), true, true, &out->args, err)) < 0) return r;
   if (out->args[0][0] == '\0') return cfg_fail(err, JP_IDX(JP_KEY(p, "args"), 0), 0, "empty command");
   const struct jp *pe = JP_KEY(p, "env");
-  if ((r = cfg_strv(json_object_get(j, "env"), pe, false, false, &out->env, err)) < 0) return r;
+  if ((r = cfg_strv(cfg_get(j, "env"), pe, false, false, &out->env, err)) < 0) return r;
   if ((r = check_env(out->env, pe, err)) < 0) return r;
-  if ((r = cfg_abs_path(json_object_get(j, "cwd"), JP_KEY(p, "cwd"), true, &out->cwd, err)) < 0) return r;
-  if ((r = parse_caps(json_object_get(j, "capabilities"), JP_KEY(p, "capabilities"), out, err)) < 0) return r;
-  if ((r = parse_rlimits(json_object_get(j, "rlimits"), JP_KEY(p, "rlimits"), out, err)) < 0) return r;
-  if ((r = cfg_bool(json_object_get(j, "noNewPrivileges"), JP_KEY(p, "noNewPrivileges"), &out->no_new_privileges,
+  if ((r = cfg_abs_path(cfg_get(j, "cwd"), JP_KEY(p, "cwd"), true, &out->cwd, err)) < 0) return r;
+  if ((r = parse_caps(cfg_get(j, "capabilities"), JP_KEY(p, "capabilities"), out, err)) < 0) return r;
+  if ((r = parse_rlimits(cfg_get(j, "rlimits"), JP_KEY(p, "rlimits"), out, err)) < 0) return r;
+  if ((r = cfg_bool(cfg_get(j, "noNewPrivileges"), JP_KEY(p, "noNewPrivileges"), &out->no_new_privileges,
                     err)) < 0)
     return r;
-  if ((x = json_object_get(j, "oomScoreAdj"))) {
+  if ((x = cfg_get(j, "oomScoreAdj"))) {
     int64_t v;
     if ((r = cfg_int(x, JP_KEY(p, "oomScoreAdj"), -1000, 1000, &v, err)) < 0) return r;
     out->has_oom_score_adj = true;
     out->oom_score_adj = (int)v;
   }
-  if ((r = cfg_str(json_object_get(j, "apparmorProfile"), JP_KEY(p, "apparmorProfile"), false,
+  if ((r = cfg_str(cfg_get(j, "apparmorProfile"), JP_KEY(p, "apparmorProfile"), false,
                    &out->apparmor_profile, err)) < 0)
     return r;
-  if ((r = cfg_str(json_object_get(j, "selinuxLabel"), JP_KEY(p, "selinuxLabel"), false, &out->selinux_label,
+  if ((r = cfg_str(cfg_get(j, "selinuxLabel"), JP_KEY(p, "selinuxLabel"), false, &out->selinux_label,
                    err)) < 0)
     return r;
   return 0;

@@ -119,9 +119,9 @@ static int parse_root(struct bivy_config *c, json_t *j, bivy_error_t *err) {
   if (r < 0) return r;
   _cleanup_free_ char *path = NULL;
   const struct jp *pp = JP_KEY(p, "path");
-  if ((r = cfg_str(json_object_get(j, "path"), pp, true, &path, err)) < 0) return r;
+  if ((r = cfg_str(cfg_get(j, "path"), pp, true, &path, err)) < 0) return r;
   if (path[0] == '\0') return cfg_fail(err, pp, 0, "must not be empty");
-  if ((r = cfg_bool(json_object_get(j, "readonly"), JP_KEY(p, "readonly"), &c->root_readonly, err)) < 0) return r;
+  if ((r = cfg_bool(cfg_get(j, "readonly"), JP_KEY(p, "readonly"), &c->root_readonly, err)) < 0) return r;
   if (path[0] == '/') {
     c->root_path = steal_pointer(&path);
   } else {
@@ -164,10 +164,10 @@ static int parse_hook_list(struct bivy_config *c, int kind, json_t *j, const str
     struct bivy_hook *h = &c->hooks[kind][i];
     c->n_hooks[kind] = i + 1;
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    if ((r = cfg_abs_path(json_object_get(e, "path"), JP_KEY(pi, "path"), true, &h->path, err)) < 0) return r;
-    if ((r = cfg_strv(json_object_get(e, "args"), JP_KEY(pi, "args"), false, false, &h->args, err)) < 0) return r;
-    if ((r = cfg_strv(json_object_get(e, "env"), JP_KEY(pi, "env"), false, false, &h->env, err)) < 0) return r;
-    json_t *t = json_object_get(e, "timeout");
+    if ((r = cfg_abs_path(cfg_get(e, "path"), JP_KEY(pi, "path"), true, &h->path, err)) < 0) return r;
+    if ((r = cfg_strv(cfg_get(e, "args"), JP_KEY(pi, "args"), false, false, &h->args, err)) < 0) return r;
+    if ((r = cfg_strv(cfg_get(e, "env"), JP_KEY(pi, "env"), false, false, &h->env, err)) < 0) return r;
+    json_t *t = cfg_get(e, "timeout");
     if (t) {
       int64_t v;
       const struct jp *pt = JP_KEY(pi, "timeout");
@@ -186,7 +186,7 @@ static int parse_hooks(struct bivy_config *c, json_t *j, bivy_error_t *err) {
   int r = cfg_object(j, p, err);
   if (r < 0) return r;
   for (int k = 0; k < BIVY_HOOK_KIND_COUNT; k++) {
-    json_t *l = json_object_get(j, hook_names[k]);
+    json_t *l = cfg_get(j, hook_names[k]);
     if (l && (r = parse_hook_list(c, k, l, JP_KEY(p, hook_names[k]), err)) < 0) return r;
   }
   return 0;
@@ -212,6 +212,30 @@ static int parse_annotations(struct bivy_config *c, json_t *j, bivy_error_t *err
     if (a->key == NULL) return cfg_fail(err, pk, ENOMEM, "allocate");
     if ((r = cfg_str(v, pk, true, &a->value, err)) < 0) return r;
   }
+  return 0;
+}
+
+static bool id_mapped(const struct bivy_id_mapping *m, size_t n, uint32_t id) {
+  for (size_t i = 0; i < n; i++)
+    if (id >= m[i].container_id && id - m[i].container_id < m[i].size) return true;
+  return false;
+}
+
+/* In a new user namespace, setuid/setgid to an unmapped id fails late with a bare EINVAL:
+ * say which id is missing from which mapping now. */
+static int check_user_mapped(const struct bivy_config *c, bivy_error_t *err) {
+  const struct bivy_namespace *user = bivy_config_ns(c, BIVY_NS_USER);
+  if (!c->has_process || user == NULL || user->path != NULL) return 0;
+  const struct bivy_user *u = &c->process.user;
+  const struct jp *pu = JP_KEY(JP_KEY(NULL, "process"), "user");
+  if (!id_mapped(c->uid_mappings, c->n_uid_mappings, u->uid))
+    return cfg_fail(err, JP_KEY(pu, "uid"), 0, "%u is not mapped in linux.uidMappings", (unsigned)u->uid);
+  if (!id_mapped(c->gid_mappings, c->n_gid_mappings, u->gid))
+    return cfg_fail(err, JP_KEY(pu, "gid"), 0, "%u is not mapped in linux.gidMappings", (unsigned)u->gid);
+  for (size_t i = 0; i < u->n_additional_gids; i++)
+    if (!id_mapped(c->gid_mappings, c->n_gid_mappings, u->additional_gids[i]))
+      return cfg_fail(err, JP_IDX(JP_KEY(pu, "additionalGids"), i), 0, "%u is not mapped in linux.gidMappings",
+                      (unsigned)u->additional_gids[i]);
   return 0;
 }
 
@@ -272,17 +296,17 @@ int bivy_config_parse(const char *text, size_t len, const char *bundle, struct b
   c->bundle = strdup(bundle ? bundle : ".");
   if (c->bundle == NULL) return bivy_error(err, ENOMEM, "config.json");
 
-  if ((r = cfg_str(json_object_get(root, "ociVersion"), JP_KEY(NULL, "ociVersion"), false, &c->oci_version, err)) < 0)
+  if ((r = cfg_str(cfg_get(root, "ociVersion"), JP_KEY(NULL, "ociVersion"), false, &c->oci_version, err)) < 0)
     goto fail;
-  if ((r = parse_root(c, json_object_get(root, "root"), err)) < 0) goto fail;
-  json_t *proc = json_object_get(root, "process");
+  if ((r = parse_root(c, cfg_get(root, "root"), err)) < 0) goto fail;
+  json_t *proc = cfg_get(root, "process");
   if (proc) {
     if ((r = cfg_parse_process(proc, JP_KEY(NULL, "process"), &c->process, err)) < 0) goto fail;
     c->has_process = true;
   }
-  if ((r = cfg_str(json_object_get(root, "hostname"), JP_KEY(NULL, "hostname"), false, &c->hostname, err)) < 0)
+  if ((r = cfg_str(cfg_get(root, "hostname"), JP_KEY(NULL, "hostname"), false, &c->hostname, err)) < 0)
     goto fail;
-  if ((r = cfg_str(json_object_get(root, "domainname"), JP_KEY(NULL, "domainname"), false, &c->domainname, err)) <
+  if ((r = cfg_str(cfg_get(root, "domainname"), JP_KEY(NULL, "domainname"), false, &c->domainname, err)) <
       0)
     goto fail;
   /* sethostname(2) takes at most 64 bytes */
@@ -294,10 +318,10 @@ int bivy_config_parse(const char *text, size_t len, const char *bundle, struct b
     r = cfg_fail(err, JP_KEY(NULL, "domainname"), 0, "longer than 64 bytes");
     goto fail;
   }
-  if ((r = parse_mounts(c, json_object_get(root, "mounts"), err)) < 0) goto fail;
-  if ((r = parse_hooks(c, json_object_get(root, "hooks"), err)) < 0) goto fail;
-  if ((r = parse_annotations(c, json_object_get(root, "annotations"), err)) < 0) goto fail;
-  if ((r = cfg_parse_linux(c, json_object_get(root, "linux"), err)) < 0) goto fail;
+  if ((r = parse_mounts(c, cfg_get(root, "mounts"), err)) < 0) goto fail;
+  if ((r = parse_hooks(c, cfg_get(root, "hooks"), err)) < 0) goto fail;
+  if ((r = parse_annotations(c, cfg_get(root, "annotations"), err)) < 0) goto fail;
+  if ((r = cfg_parse_linux(c, cfg_get(root, "linux"), err)) < 0) goto fail;
   /* setting the hostname of a shared UTS namespace would rename the host */
   if ((c->hostname && *c->hostname) || (c->domainname && *c->domainname)) {
     const struct bivy_namespace *uts = bivy_config_ns(c, BIVY_NS_UTS);
@@ -307,6 +331,7 @@ int bivy_config_parse(const char *text, size_t len, const char *bundle, struct b
       goto fail;
     }
   }
+  if ((r = check_user_mapped(c, err)) < 0) goto fail;
   *out = steal_pointer(&c);
   return 0;
 fail:

@@ -4,7 +4,15 @@
  *   "config.json: linux.namespaces[2].type: unknown namespace \"foo\"".
  * Sub-trees owned by other modules are kept as jansson values and parsed there:
  * linux.resources (cgroups/), linux.seccomp (runtime/seccomp), annotations (netns/ reads
- * its own keys). */
+ * its own keys).
+ *
+ * Ownership: every string and array in the struct is a private copy owned by it (freed by
+ * bivy_config_free / bivy_process_clear), so callers may free and replace single fields.
+ * Unknown fields are ignored (forward compatibility, like runc); unknown values of known
+ * enums (namespace types, rlimits, capabilities, propagation, device types) are errors.
+ * Numbers: jansson has no uint64, so a document holding an integer beyond int64 (runc writes
+ * RLIM_INFINITY as 18446744073709551615) is decoded with those values as reals; every other
+ * integer stays a json integer, also inside json_root/resources. */
 #ifndef BIVY_CONFIG_H
 #define BIVY_CONFIG_H
 
@@ -176,7 +184,10 @@ int bivy_config_parse(const char *text, size_t len, const char *bundle, struct b
 int bivy_config_load(const char *bundle, struct bivy_config **out, bivy_error_t *err);
 void bivy_config_free(struct bivy_config *c);
 
-/* Parse a standalone OCI "process" object (exec --process FILE). */
+/* Parse a standalone OCI "process" object (exec --process FILE). `where` starts the error
+ * paths ("process.json" -> "process.json.cwd: \"x\" is not an absolute path"). *out is
+ * overwritten (not freed first); on failure it is left cleared. j is not referenced after
+ * the call. Required: args (non-empty), cwd (absolute). */
 int bivy_process_parse(json_t *j, const char *where, struct bivy_process *out, bivy_error_t *err);
 void bivy_process_clear(struct bivy_process *p);
 

@@ -138,13 +138,13 @@ int bivy_container_start(const char *root, const char *id, bivy_error_t *err) {
   int r = hold(root, id, &h, err);
   if (r < 0) return r;
   if (strcmp(h.status, "created") != 0)
-    return bivy_error(err, EINVAL, "cannot start container %s: it is %s, not created", id, h.status);
+    return bivy_error_plain(err, EINVAL, "cannot start container %s: it is %s, not created", id, h.status);
   if (!json_is_true(json_object_get(h.st, "has_process")))
-    return bivy_error(err, EINVAL, "cannot start container %s: config.json has no process", id);
+    return bivy_error_plain(err, EINVAL, "cannot start container %s: config.json has no process", id);
   _cleanup_free_ char *fifo_path = bivy_state_path(root, id, "exec.fifo");
   if (fifo_path == NULL) return bivy_error(err, ENOMEM, "start %s", id);
   _cleanup_close_ int pidfd = init_pidfd(h.st);
-  if (pidfd < 0) return bivy_error(err, ESRCH, "cannot start container %s: its init is gone", id);
+  if (pidfd < 0) return bivy_error_plain(err, ESRCH, "cannot start container %s: its init is gone", id);
   /* O_NONBLOCK: never hang if the init died; poll tells when it has exec'd (EOF) */
   _cleanup_close_ int fifo = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fifo < 0) return bivy_error_errno(err, "start %s: open %s", id, fifo_path);
@@ -170,7 +170,7 @@ int bivy_container_start(const char *root, const char *id, bivy_error_t *err) {
   }
   msg[got] = '\0';
   unlink(fifo_path);
-  if (got > 0) return bivy_error(err, EINVAL, "start %s: %s", id, msg);
+  if (got > 0) return bivy_error_plain(err, EINVAL, "start %s: %s", id, msg);
   json_object_set_new(h.st, "status", json_string("running"));
   r = bivy_state_save(root, id, h.st, err);
   if (r < 0) return r;
@@ -185,17 +185,17 @@ int bivy_container_kill(const char *root, const char *id, int sig, bool all, biv
   if (all) {
     json_t *cgj = json_object_get(h.st, "cgroup");
     _cleanup_cgroup_ struct bivy_cgroup *cg = NULL;
-    if (cgj == NULL) return bivy_error(err, ENOENT, "kill --all %s: no cgroup recorded", id);
+    if (cgj == NULL) return bivy_error_plain(err, ENOENT, "kill --all %s: no cgroup recorded", id);
     r = bivy_cgroup_from_json(cgj, &cg, err);
     if (r < 0) return bivy_error_wrap(err, "kill %s", id);
     r = bivy_cgroup_kill(cg, sig, err);
     if (r < 0) return bivy_error_wrap(err, "kill %s", id);
     return 0;
   }
-  if (strcmp(h.status, "stopped") == 0) return bivy_error(err, ESRCH, "cannot kill container %s: it is not running", id);
+  if (strcmp(h.status, "stopped") == 0) return bivy_error_plain(err, ESRCH, "cannot kill container %s: it is not running", id);
   /* a pidfd, checked against the recorded start time: never signal a reused pid */
   _cleanup_close_ int pidfd = init_pidfd(h.st);
-  if (pidfd < 0) return bivy_error(err, ESRCH, "cannot kill container %s: it is not running", id);
+  if (pidfd < 0) return bivy_error_plain(err, ESRCH, "cannot kill container %s: it is not running", id);
   r = bivy_pidfd_send_signal(pidfd, sig);
   if (r < 0) return bivy_error(err, -r, "kill %s: signal %d", id, sig);
   return 0;
@@ -213,7 +213,7 @@ int bivy_container_delete(const char *root, const char *id, bool force, bivy_err
   int r = hold(root, id, &h, err);
   if (r < 0) return r;
   if (strcmp(h.status, "stopped") != 0 && !force)
-    return bivy_error(err, EBUSY, "cannot delete container %s: it is %s (stop it first or use --force)", id, h.status);
+    return bivy_error_plain(err, EBUSY, "cannot delete container %s: it is %s (stop it first or use --force)", id, h.status);
   _cleanup_cgroup_ struct bivy_cgroup *cg = NULL;
   json_t *cgj = json_object_get(h.st, "cgroup");
   if (cgj && bivy_cgroup_from_json(cgj, &cg, err) < 0) {
@@ -254,7 +254,7 @@ int bivy_container_pids(const char *root, const char *id, pid_t **pids, size_t *
   int r = hold(root, id, &h, err);
   if (r < 0) return r;
   json_t *cgj = json_object_get(h.st, "cgroup");
-  if (cgj == NULL) return bivy_error(err, ENOENT, "container %s: no cgroup recorded", id);
+  if (cgj == NULL) return bivy_error_plain(err, ENOENT, "container %s: no cgroup recorded", id);
   _cleanup_cgroup_ struct bivy_cgroup *cg = NULL;
   r = bivy_cgroup_from_json(cgj, &cg, err);
   if (r < 0) return r;

@@ -106,7 +106,7 @@ static int run_hooks_parent(struct create_ctx *x, enum bivy_hook_kind kind, bivy
 static int save_state(struct create_ctx *x, bivy_error_t *err) {
   unsigned long long start = 0;
   if (bivy_proc_start_time(x->pid, &start) < 0)
-    return bivy_error(err, ESRCH, "container init (pid %d) exited during setup", (int)x->pid);
+    return bivy_error_plain(err, ESRCH, "container init (pid %d) exited during setup", (int)x->pid);
   char created[64];
   struct timespec ts;
   struct tm tm;
@@ -147,7 +147,7 @@ static int check_preserved_fds(int n, bivy_error_t *err) {
     struct stat st;
     if (fstat(fd, &st) < 0) return bivy_error_errno(err, "--preserve-fds: fd %d", fd);
     /* a directory fd would let the container walk the host filesystem via fchdir/openat */
-    if (S_ISDIR(st.st_mode)) return bivy_error(err, EPERM, "--preserve-fds: fd %d is a directory (a host path)", fd);
+    if (S_ISDIR(st.st_mode)) return bivy_error_plain(err, EPERM, "--preserve-fds: fd %d is a directory (a host path)", fd);
   }
   return 0;
 }
@@ -163,7 +163,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   }
   x->bundle = realpath(b, NULL);
   if (x->bundle == NULL) return bivy_error_errno(err, "--bundle %s", b);
-  if (o->preserve_fds < 0) return bivy_error(err, EINVAL, "--preserve-fds: must be >= 0");
+  if (o->preserve_fds < 0) return bivy_error_plain(err, EINVAL, "--preserve-fds: must be >= 0");
   r = check_preserved_fds(o->preserve_fds, err);
   if (r < 0) return r;
 
@@ -175,14 +175,14 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
     r = bivy_caps_check_available(&c->process, err);
     if (r < 0) return r;
     if (c->process.terminal && o->console_socket == NULL)
-      return bivy_error(err, EINVAL, "process.terminal is true: --console-socket is required");
+      return bivy_error_plain(err, EINVAL, "process.terminal is true: --console-socket is required");
   }
   const struct bivy_namespace *user = bivy_config_ns(c, BIVY_NS_USER);
   const struct bivy_namespace *pidns = bivy_config_ns(c, BIVY_NS_PID);
   if (pidns && pidns->path)
-    return bivy_error(err, ENOTSUP, "linux.namespaces: joining a pid namespace by path is not supported");
+    return bivy_error_plain(err, ENOTSUP, "linux.namespaces: joining a pid namespace by path is not supported");
   if (user && user->path && pidns)
-    return bivy_error(err, ENOTSUP, "linux.namespaces: a new pid namespace inside a joined user namespace is not supported");
+    return bivy_error_plain(err, ENOTSUP, "linux.namespaces: a new pid namespace inside a joined user namespace is not supported");
 
   r = bivy_state_create(o->root, o->id, err);
   if (r < 0) return r;
@@ -238,6 +238,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   _cleanup_close_ int fifo = open(fifo_path, O_PATH | O_CLOEXEC);
   if (fifo < 0) return bivy_error_errno(err, "open %s", fifo_path);
   a.sync_fd = child_sync;
+  a.lock_fd = x->lock_fd;
   a.fifo_fd = fifo;
   /* keep the runtime's own fds clear of the preserved range 3..3+N-1 */
   if (o->preserve_fds > 0) {
@@ -296,14 +297,14 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   if (r < 0) return r;
   stamp(x, "cgroup, id maps, network");
   if (bivy_sync_send(sync, BIVY_SYNC_GO, 0, pid, NULL, -1) < 0)
-    return bivy_error(err, EPIPE, "container init exited during setup");
+    return bivy_error_plain(err, EPIPE, "container init exited during setup");
 
   for (;;) {
     struct bivy_sync_msg m;
     int passed = -1;
     r = bivy_sync_recv(sync, &m, &passed);
     _cleanup_close_ int pfd = passed;
-    if (r == -EPIPE) return bivy_error(err, EPIPE, "container init exited during setup");
+    if (r == -EPIPE) return bivy_error_plain(err, EPIPE, "container init exited during setup");
     if (r < 0) return bivy_error(err, -r, "sync with container init");
     switch (m.type) {
       case BIVY_SYNC_ERROR:
@@ -314,7 +315,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
         if (r == 0) r = run_hooks_parent(x, BIVY_HOOK_PRESTART, err);
         if (r < 0) return r;
         if (bivy_sync_send(sync, BIVY_SYNC_HOOKS_DONE, 0, 0, NULL, -1) < 0)
-          return bivy_error(err, EPIPE, "container init exited during setup");
+          return bivy_error_plain(err, EPIPE, "container init exited during setup");
         break;
       case BIVY_SYNC_PTY:
         if (pfd < 0) return bivy_error(err, EPROTO, "sync: no pty fd");

@@ -45,6 +45,8 @@ void bivy_init_main(struct bivy_init_args *a) {
   _cleanup_error_ bivy_error_t err = NULL;
   struct bivy_sync_msg m;
 
+  if (a->lock_fd >= 0) close(a->lock_fd);
+
   /* die with the runtime while it still drives us (cleared before READY) */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* non-dumpable until execve: container processes cannot open /proc/PID/exe (the bivy

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/cleanup.h"
+#include "runtime/container-internal.h"
 #include "runtime/util.h"
 
 char *bivy_state_path(const char *root, const char *id, const char *name) {
@@ -28,7 +29,7 @@ char *bivy_state_path(const char *root, const char *id, const char *name) {
 
 static int check_id(const char *id, bivy_error_t *err) {
   if (!bivy_id_valid(id))
-    return bivy_error(err, EINVAL, "invalid container ID \"%s\": use 1-1024 characters of [A-Za-z0-9_.+-], not \".\" or \"..\"",
+    return bivy_error_plain(err, EINVAL, "invalid container ID \"%s\": use 1-1024 characters of [A-Za-z0-9_.+-], not \".\" or \"..\"",
                       id ? id : "");
   return 0;
 }
@@ -45,14 +46,14 @@ int bivy_state_lock(const char *root, const char *id, bivy_error_t *err) {
   if (path == NULL) return bivy_error(err, ENOMEM, "container %s", id);
   _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return bivy_error(err, ENOENT, "container %s does not exist", id);
+    if (errno == ENOENT || errno == ENOTDIR) return bivy_error_plain(err, ENOENT, "container %s does not exist", id);
     return bivy_error_errno(err, "container %s: open %s", id, path);
   }
   while (flock(fd, LOCK_EX) < 0) {
     if (errno != EINTR) return bivy_error_errno(err, "container %s: lock %s", id, path);
   }
   /* deleted while we waited for the lock */
-  if (lock_fd_gone(fd)) return bivy_error(err, ENOENT, "container %s does not exist", id);
+  if (lock_fd_gone(fd)) return bivy_error_plain(err, ENOENT, "container %s does not exist", id);
   return steal_fd(&fd);
 }
 
@@ -66,7 +67,7 @@ int bivy_state_create(const char *root, const char *id, bivy_error_t *err) {
   _cleanup_free_ char *tmp = NULL;
   if (final == NULL || asprintf(&tmp, "%s/#new-%s-%d", root, id, getpid()) < 0)
     return bivy_error(err, ENOMEM, "container %s", id);
-  if (access(final, F_OK) == 0) return bivy_error(err, EEXIST, "container %s already exists", id);
+  if (access(final, F_OK) == 0) return bivy_error_plain(err, EEXIST, "container %s already exists", id);
   if (mkdir(tmp, 0700) < 0) return bivy_error_errno(err, "create %s", tmp);
   _cleanup_free_ char *lockp = NULL;
   if (asprintf(&lockp, "%s/lock", tmp) < 0) {
@@ -84,7 +85,7 @@ int bivy_state_create(const char *root, const char *id, bivy_error_t *err) {
     int saved = errno;
     unlink(lockp);
     rmdir(tmp);
-    if (saved == EEXIST || saved == ENOTEMPTY) return bivy_error(err, EEXIST, "container %s already exists", id);
+    if (saved == EEXIST || saved == ENOTEMPTY) return bivy_error_plain(err, EEXIST, "container %s already exists", id);
     return bivy_error(err, saved, "create %s", final);
   }
   return steal_fd(&fd);
@@ -109,7 +110,7 @@ int bivy_state_load(const char *root, const char *id, json_t **out, bivy_error_t
   size_t len = 0;
   _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return bivy_error(err, ENOENT, "container %s does not exist", id);
+    if (errno == ENOENT || errno == ENOTDIR) return bivy_error_plain(err, ENOENT, "container %s does not exist", id);
     return bivy_error_errno(err, "container %s: open %s", id, path);
   }
   r = bivy_read_fd(fd, path, &text, &len, err);
@@ -194,6 +195,10 @@ int bivy_state_list(const char *root, char ***ids, bivy_error_t *err) {
   while ((de = readdir(d)) != NULL) {
     if (!bivy_id_valid(de->d_name)) continue;
     if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+    char lockp[1100];
+    snprintf(lockp, sizeof lockp, "%s/lock", de->d_name);
+    /* only container directories (not e.g. the seccomp cache) */
+    if (faccessat(dirfd(d), lockp, F_OK, AT_SYMLINK_NOFOLLOW) < 0) continue;
     if (n + 1 >= cap) {
       char **nv = realloc(v, cap * 2 * sizeof *v);
       if (nv == NULL) return bivy_error(err, ENOMEM, "list %s", root);

@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,15 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+
+int bivy_error_plain(bivy_error_t *err, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bivy_verror(err, 0, fmt, ap);
+  va_end(ap);
+  if (err && *err) (*err)->status = code;
+  return -code;
+}
 
 int bivy_sync_send(int sock, enum bivy_sync_type type, int code, int pid, const char *text, int fd) {
   struct bivy_sync_msg m = {.type = type, .code = code, .pid = pid};

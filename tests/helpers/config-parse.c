@@ -20,10 +20,10 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < c->n_namespaces; i++)
     json_array_append_new(ns, json_string(bivy_ns_name(c->namespaces[i].type)));
   _cleanup_json_ json_t *out = json_pack(
-      "{s:s, s:b, s:O, s:i, s:i, s:I, s:I, s:b}", "root", c->root_path, "process", c->has_process, "namespaces", ns,
+      "{s:s, s:b, s:O, s:i, s:i, s:I, s:I, s:b, s:s?}", "root", c->root_path, "process", c->has_process, "namespaces", ns,
       "mounts", (int)c->n_mounts, "uidMappings", (int)c->n_uid_mappings, "bounding",
       (json_int_t)c->process.caps.bounding, "sysFlags", (json_int_t)(c->n_mounts > 5 ? c->mounts[5].flags : 0),
-      "seccomp", c->seccomp != NULL);
+      "seccomp", c->seccomp != NULL, "net", bivy_config_annotation(c, "org.bivy.net"));
   if (out == NULL) return 1;
   json_dumpf(out, stdout, JSON_COMPACT);
   putchar('\n');

@@ -89,6 +89,8 @@ test_spec_net_and_publish_annotations() {
   local c=$T/b/config.json
   assert_eq "$(jq -r '.annotations["org.bivy.net"]' "$c")" "bridge:br-test"
   assert_eq "$(jq -r '.annotations["org.bivy.publish"]' "$c")" "8080:80,127.0.0.1:5353:53/udp"
+  ln -s "$ROOTFS" "$T/b/rootfs"
+  assert_eq "$("$HELPERS/config-parse" "$T/b" | jq -r .net)" "bridge:br-test" "annotation seen by the parser"
   bivy spec -b "$T/b" --force --net host
   assert_eq "$(jq -r '[.linux.namespaces[].type] | index("network")' "$c")" "null" "host drops the network ns"
   bivy spec -b "$T/b" --force --publish '10.0.0.1:8443:443/tcp'

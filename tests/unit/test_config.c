@@ -42,7 +42,7 @@ static const char rich[] =
     "   \"uidMappings\": [{\"containerID\": 0, \"hostID\": 100000, \"size\": 65536}],"
     "   \"gidMappings\": [{\"containerID\": 0, \"hostID\": 200000, \"size\": 1000}],"
     "   \"devices\": [{\"path\": \"/dev/fuse\", \"type\": \"c\", \"major\": 10, \"minor\": 229, \"fileMode\": 438,"
-    "     \"uid\": 0, \"gid\": 0}, {\"path\": \"/dev/p\", \"type\": \"p\"}],"
+    "     \"uid\": 0, \"gid\": 0}, {\"path\": \"/dev/p\", \"type\": \"p\"}, {\"path\": \"/dev/z\", \"type\": \"c\", \"major\": 1, \"minor\": 5, \"fileMode\": 8630}],"
     "   \"cgroupsPath\": \"/bivy/c1\","
     "   \"resources\": {\"memory\": {\"limit\": 1048576}},"
     "   \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\"},"
@@ -145,7 +145,8 @@ Test(config_parse, rich_config_round_trips) {
   cr_assert_eq(c->uid_mappings[0].host_id, 100000);
   cr_assert_eq(c->uid_mappings[0].size, 65536);
   cr_assert_eq(c->gid_mappings[0].host_id, 200000);
-  cr_assert_eq(c->n_devices, 2);
+  cr_assert_eq(c->n_devices, 3);
+  cr_assert_eq(c->devices[2].file_mode, 0666, "type bits of a podman st_mode are dropped");
   cr_assert_str_eq(c->devices[0].path, "/dev/fuse");
   cr_assert_eq(c->devices[0].type, 'c');
   cr_assert_eq(c->devices[0].major, 10);
@@ -267,6 +268,12 @@ static const struct bad_case bad_cases[] = {
      "config.json: linux.uidMappings[0].size: 0 out of range [1, 4294967295]"},
     {"{" R ",\"linux\":{\"namespaces\":[{\"type\":\"user\"}],\"uidMappings\":[{\"containerID\":0,\"size\":1}]}}",
      "config.json: linux.uidMappings[0].hostID: missing (required)"},
+    {"{" R "," P ",\"user\":{\"uid\":5,\"gid\":0}},\"linux\":{\"namespaces\":[{\"type\":\"user\"}],"
+           "\"uidMappings\":[{\"containerID\":0,\"hostID\":1000,\"size\":5}],\"gidMappings\":[{\"containerID\":0,\"hostID\":1000,\"size\":1}]}}",
+     "config.json: process.user.uid: 5 is not mapped in linux.uidMappings"},
+    {"{" R "," P ",\"user\":{\"uid\":4,\"gid\":0,\"additionalGids\":[0,7]}},\"linux\":{\"namespaces\":[{\"type\":\"user\"}],"
+           "\"uidMappings\":[{\"containerID\":0,\"hostID\":1000,\"size\":5}],\"gidMappings\":[{\"containerID\":0,\"hostID\":1000,\"size\":1}]}}",
+     "config.json: process.user.additionalGids[1]: 7 is not mapped in linux.gidMappings"},
     {"{" R ",\"linux\":{\"devices\":[{\"path\":\"/dev/x\",\"type\":\"z\",\"major\":1,\"minor\":1}]}}",
      "config.json: linux.devices[0].type: unknown device type \"z\" (c, b, u or p)"},
     {"{" R ",\"linux\":{\"devices\":[{\"path\":\"dev/x\",\"type\":\"c\",\"major\":1,\"minor\":1}]}}",
@@ -503,4 +510,16 @@ Test(config_names, mount_option_names_are_all_understood) {
     cr_assert_null(c->mounts[0].data, "%s went to data", o);
   }
   cr_assert_gt(n, 30);
+}
+
+Test(config_parse, null_reads_as_absent) {
+  _cleanup_config_ struct bivy_config *c =
+      parse_ok("{\"ociVersion\":\"1.2.0\",\"root\":{\"path\":\"/\",\"readonly\":null},\"process\":null,"
+               "\"hostname\":null,\"mounts\":null,\"linux\":{\"namespaces\":null,\"resources\":null,\"seccomp\":null}}",
+               "/");
+  cr_assert(!c->has_process);
+  cr_assert_null(c->hostname);
+  cr_assert_eq(c->n_mounts, 0);
+  cr_assert_null(c->resources);
+  cr_assert_null(c->seccomp);
 }

@@ -27,6 +27,10 @@ def table($scens):
 "",
 table(.scenarios),
 "",
+(.scenarios[] | select(.id == "net") | .variants as $v
+  | [$v[] | select(.ok) | {key: .name, value: .stat.median}] | from_entries
+  | select(.["bivy run, org.bivy.net=bridge"] and .["bivy run, no network"])
+  | "Bridge networking cost in bivy (median with bridge - median without): \((.["bivy run, org.bivy.net=bridge"] - .["bivy run, no network"]) | ms) ms per container (setup + teardown); the same with ip(8): \(.["ip tool (8 calls)"] | ms) ms.", ""),
 "### VM tier (pure cgroup v2, QEMU)",
 "",
 (if (.vm | type) != "object" then "not run (--no-vm)"
@@ -50,7 +54,14 @@ table(.scenarios),
    (if .breakdown.runc then " For reference, runc's timeline (strace -f, key syscalls; strace inflates every step, read as proportions):" else "" end)
  else "bivy --debug time stamps (last of 3 runs), then an strace -f timeline of key syscalls (strace inflates every step: read as proportions)." end),
 "",
-(if (.breakdown.bivy_debug // []) | length > 0 then "```", (.breakdown.bivy_debug[]), "```", "" else empty end),
+(if (.breakdown.bivy_debug // []) | length > 0 then
+   "**bivy --debug** (median of 7 `bivy run` of the lifecycle bundle, ms since the verb started):",
+   "",
+   "| verb | ms | step | what |", "|---|---:|---:|---|",
+   (.breakdown.bivy_debug | . as $d | range(0; length) as $i | $d[$i] |
+     "| \(.verb) | \(.t | ms) | +\(if $i > 0 and $d[$i - 1].verb == .verb then (.t - $d[$i - 1].t) else .t end | ms) | \(.what | cell) |"),
+   ""
+ else empty end),
 ((.breakdown // {}) | to_entries[] | select(.key == "bivy" or .key == "runc") |
   "**\(.key)** (strace -f -ttt):",
   "",

@@ -18,7 +18,7 @@ function ev(t, w) { gsub(/"/, "\\\"", w); out[n++] = sprintf("{\"t\":%.3f,\"what
     ev(t, substr(line, 1, index(line, "(") - 1) " new namespaces " m " (pid " pid ")")
   } else if (line ~ /^setns\(/ && !seen_setns++) {
     ev(t, "first setns (pid " pid ")")
-  } else if (line ~ /^mount\(/) {
+  } else if (line ~ /^(mount|fsmount|move_mount|open_tree|mount_setattr)\(/ && line !~ /= -1 /) {
     if (!nmount++) ev(t, "first mount (pid " pid ")")
     lastmount = t
   } else if (line ~ /^pivot_root\(/) {
@@ -31,7 +31,7 @@ function ev(t, w) { gsub(/"/, "\\\"", w); out[n++] = sprintf("{\"t\":%.3f,\"what
   }
 }
 END {
-  if (nmount > 1) ev(lastmount, "last mount (" nmount " mounts in all)")
+  if (nmount > 1) ev(lastmount, "last mount (" nmount " mount calls in all: mount, fsmount, move_mount, open_tree, mount_setattr)")
   ev(last, "last syscall of the runtime")
   # sort by time
   for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) {

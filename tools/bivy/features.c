@@ -62,9 +62,12 @@ json_t *bivy_features_json(void) {
   static const char *const archs[] = {
       "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",       "SCMP_ARCH_MIPS",        "SCMP_ARCH_MIPS64",
       "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",  "SCMP_ARCH_MIPSEL64",    "SCMP_ARCH_MIPSEL64N32",
-      "SCMP_ARCH_PPC",     "SCMP_ARCH_PPC64",     "SCMP_ARCH_PPC64LE",     "SCMP_ARCH_RISCV64",
+      "SCMP_ARCH_PARISC",  "SCMP_ARCH_PARISC64",  "SCMP_ARCH_PPC",     "SCMP_ARCH_PPC64",     "SCMP_ARCH_PPC64LE",     "SCMP_ARCH_RISCV64",
       "SCMP_ARCH_S390",    "SCMP_ARCH_S390X",     "SCMP_ARCH_X32",         "SCMP_ARCH_X86",
       "SCMP_ARCH_X86_64",  NULL};
+
+  static const char *const flags[] = {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                                      "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", NULL};
 
   json_t *ns = json_array();
   for (int t = 0; t < BIVY_NS_COUNT; t++) json_array_append_new(ns, json_string(bivy_ns_name((enum bivy_ns_type)t)));
@@ -78,7 +81,7 @@ json_t *bivy_features_json(void) {
 
   return json_pack(
       "{s:s, s:s, s:o, s:o,"
-      " s:{s:o, s:o, s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:o, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b},"
+      " s:{s:o, s:o, s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:o, s:o, s:o, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b},"
       "    s:{s:{s:b}}},"
       " s:{s:s, s:s, s:s}}",
       "ociVersionMin", "1.0.0", "ociVersionMax", "1.2.0", "hooks", strings(hooks), "mountOptions", mopts,
@@ -87,7 +90,7 @@ json_t *bivy_features_json(void) {
       "capabilities", capabilities(),
       "cgroup", "v1", 1, "v2", 1, "systemd", 0, "systemdUser", 0, "rdma", 0,
       "seccomp", "enabled", 1, "actions", strings(actions), "operators", strings(operators), "archs",
-      strings(archs),
+      strings(archs), "knownFlags", strings(flags), "supportedFlags", strings(flags),
       "apparmor", "enabled", 0,
       "selinux", "enabled", 0,
       "intelRdt", "enabled", 0,

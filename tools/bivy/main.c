@@ -112,7 +112,7 @@ int bivy_cli_usage_error(bivy_error_t *err, const char *verb, const char *fmt, .
   va_start(ap, fmt);
   int n = vasprintf(&msg, fmt, ap);
   va_end(ap);
-  return bivy_error(err, EINVAL, "%s: %s (see 'bivy %s --help')", verb, n >= 0 ? msg : "bad usage", verb);
+  return bivy_error(err, 0, "%s: %s (see 'bivy %s --help')", verb, n >= 0 ? msg : "bad usage", verb);
 }
 
 bool bivy_cli_wants_help(int argc, char **argv) {
