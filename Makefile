@@ -13,6 +13,8 @@ CFLAGS += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(PKG_CFLAGS) -MMD 
           -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2
 LDFLAGS ?=
 LDLIBS := $(PKG_LIBS)
+# bivyd only: sd_notify readiness
+BIVYD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -U_FORTIFY_SOURCE
   LDFLAGS += -fsanitize=address,undefined
@@ -54,7 +56,7 @@ $(BUILD)/bivy: $(BIVY_OBJS) $(BUILD)/libbivy.a
 	$(CC) $(LDFLAGS) -o $@ $(BIVY_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
 
 $(BUILD)/bivyd: $(BIVYD_OBJS) $(BUILD)/libbivy.a
-	$(CC) $(LDFLAGS) -o $@ $(BIVYD_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(BIVYD_OBJS) $(BUILD)/libbivy.a $(LDLIBS) $(BIVYD_LIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libbivy.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(BUILD)/libbivy.a $(LDLIBS) -lcriterion

@@ -117,11 +117,11 @@ int bivy_cg_read_keyed(int dirfd, const char *file, const char *key, uint64_t *o
 int bivy_cg_normalise_path(const char *cgroups_path, const char *id, char **out, bool *bivy_parent,
                            bivy_error_t *err) {
   const char *p = cgroups_path && *cgroups_path ? cgroups_path : id;
-  if (p == NULL || *p == '\0') return bivy_error(err, EINVAL, "linux.cgroupsPath: empty path and no container ID");
+  if (p == NULL || *p == '\0') return bivy_error(err, 0, "linux.cgroupsPath: empty path and no container ID");
   bool absolute = p[0] == '/';
   /* a "slice:prefix:name" systemd path is not a cgroupfs path */
   if (!absolute && strchr(p, ':'))
-    return bivy_error(err, EINVAL, "linux.cgroupsPath: \"%s\" looks like a systemd path (slice:prefix:name); bivy manages cgroupfs paths", p);
+    return bivy_error(err, 0, "linux.cgroupsPath: \"%s\" looks like a systemd path (slice:prefix:name); bivy manages cgroupfs paths", p);
   _cleanup_free_ char *copy = strdup(p);
   size_t cap = strlen(p) + 8;
   _cleanup_free_ char *res = malloc(cap);
@@ -132,13 +132,13 @@ int bivy_cg_normalise_path(const char *cgroups_path, const char *id, char **out,
   for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
     /* no escaping the hierarchy or the bivy parent */
     if (strcmp(c, "..") == 0 || strcmp(c, ".") == 0)
-      return bivy_error(err, EINVAL, "linux.cgroupsPath: \"%s\": \".\" and \"..\" components are not allowed", p);
+      return bivy_error(err, 0, "linux.cgroupsPath: \"%s\": \".\" and \"..\" components are not allowed", p);
     strcat(res, "/");
     strcat(res, c);
     ncomp++;
   }
   if (ncomp == 0)
-    return bivy_error(err, EINVAL, "linux.cgroupsPath: \"%s\": the hierarchy root cannot be a container's cgroup", p);
+    return bivy_error(err, 0, "linux.cgroupsPath: \"%s\": the hierarchy root cannot be a container's cgroup", p);
   if (bivy_parent) *bivy_parent = !absolute;
   *out = steal_pointer(&res);
   return 0;
@@ -147,7 +147,7 @@ int bivy_cg_normalise_path(const char *cgroups_path, const char *id, char **out,
 /* ---- discovery ---- */
 
 static int add_hier(struct bivy_cgroup *cg, const char *mount, bool v2, bivy_error_t *err) {
-  if (cg->nh >= BIVY_CGROUP_MAX_HIER) return bivy_error(err, E2BIG, "too many cgroup hierarchies");
+  if (cg->nh >= BIVY_CGROUP_MAX_HIER) return bivy_error(err, 0, "too many cgroup hierarchies");
   struct cg_hier *h = &cg->h[cg->nh];
   if (asprintf(&h->dir, "%s%s", mount, cg->path) < 0) return bivy_error(err, ENOMEM, "cgroup path");
   h->fd = -1;
@@ -247,7 +247,7 @@ static int v2_enable(int dirfd, const char *dir, bool ours, uint32_t wanted, uin
     bool need = needed & (1u << c);
     if (!word_in(avail, name)) {
       if (need)
-        return bivy_error(err, ENOTSUP, "cgroup %s: controller %s is not available (cgroup.controllers: \"%s\")", dir,
+        return bivy_error(err, 0, "cgroup %s: controller %s is not available (cgroup.controllers: \"%s\")", dir,
                           name, avail);
       continue;
     }
@@ -307,12 +307,12 @@ static int make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent
       if (r < 0) return r;
     }
     if (mkdirat(cur, c, 0755) == 0) {
-      h->created = (int)(ncomp - depth);
+      if (h->created == 0) h->created = (int)(ncomp - depth);
     } else if (errno != EEXIST) {
       return bivy_error_errno(err, "create cgroup %s", h->dir);
     } else if (leaf) {
       /* an existing cgroup belongs to someone else: do not take it over */
-      return bivy_error(err, EEXIST, "create cgroup %s: already exists", h->dir);
+      return bivy_error(err, 0, "create cgroup %s: already exists", h->dir);
     }
     _cleanup_close_ int next = openat(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) return bivy_error_errno(err, "open cgroup %s", h->dir);
@@ -417,7 +417,7 @@ int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err
   json_t *hs = NULL;
   if (!json_is_object(j) || json_unpack(j, "{s:s, s:s, s:o}", "mode", &mode, "path", &path, "hierarchies", &hs) < 0 ||
       !json_is_array(hs))
-    return bivy_error(err, EINVAL, "state: cgroup: malformed");
+    return bivy_error(err, 0, "state: cgroup: malformed");
   cg->mode = strcmp(mode, "unified") == 0 ? BIVY_CGROUP_UNIFIED
              : strcmp(mode, "hybrid") == 0 ? BIVY_CGROUP_HYBRID
                                            : BIVY_CGROUP_LEGACY;
@@ -430,7 +430,7 @@ int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err
     json_t *ctrls = NULL;
     if (json_unpack(hj, "{s:s, s:b, s:o, s:i}", "dir", &dir, "v2", &v2, "controllers", &ctrls, "created", &created) < 0 ||
         cg->nh >= BIVY_CGROUP_MAX_HIER || strncmp(dir, BIVY_CGROUP_ROOT "/", strlen(BIVY_CGROUP_ROOT) + 1) != 0)
-      return bivy_error(err, EINVAL, "state: cgroup.hierarchies[%zu]: malformed", i);
+      return bivy_error(err, 0, "state: cgroup.hierarchies[%zu]: malformed", i);
     struct cg_hier *h = &cg->h[cg->nh];
     if ((h->dir = strdup(dir)) == NULL) return bivy_error(err, ENOMEM, "cgroup");
     h->v2 = v2;
@@ -559,7 +559,7 @@ int bivy_cgroup_is_frozen(struct bivy_cgroup *cg, bool *frozen, bivy_error_t *er
 
 int bivy_cgroup_freeze(struct bivy_cgroup *cg, bool frozen, bivy_error_t *err) {
   int fd = cg_ctrl_fd(cg, CG_FREEZER);
-  if (fd < 0) return bivy_error(err, ENOTSUP, "cgroup %s: no freezer available", cg->path);
+  if (fd < 0) return bivy_error(err, 0, "cgroup %s: no freezer available", cg->path);
   const char *dir = cg->h[cg->ctrl[CG_FREEZER]].dir;
   bool v2 = cg_ctrl_v2(cg, CG_FREEZER);
   int r = bivy_cg_write(fd, v2 ? "cgroup.freeze" : "freezer.state", v2 ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED"), err);

@@ -36,7 +36,7 @@ static int get_num(json_t *e, const char *key, const char *where, int64_t *out, 
   *out = -1;
   if (v == NULL || json_is_null(v)) return 0;
   if (!json_is_integer(v) || json_integer_value(v) < -1)
-    return bivy_error(err, EINVAL, "%s.%s: must be a device number (or -1 for any)", where, key);
+    return bivy_error(err, 0, "%s.%s: must be a device number (or -1 for any)", where, key);
   *out = json_integer_value(v);
   return 0;
 }
@@ -53,12 +53,12 @@ int bivy_cg_devices_parse(json_t *devices, struct bivy_cg_dev_rule **rules, size
     snprintf(w, sizeof w, "linux.resources.devices[%zu]", i);
     struct bivy_cg_dev_rule *r = &rs[i];
     json_t *allow = json_object_get(e, "allow");
-    if (!json_is_boolean(allow)) return bivy_error(err, EINVAL, "%s.allow: required boolean", w);
+    if (!json_is_boolean(allow)) return bivy_error(err, 0, "%s.allow: required boolean", w);
     r->allow = json_is_true(allow);
     json_t *t = json_object_get(e, "type");
     const char *ts = t && !json_is_null(t) ? json_string_value(t) : "a";
     if (ts == NULL || strlen(ts) != 1 || !strchr("acb", ts[0]))
-      return bivy_error(err, EINVAL, "%s.type: must be \"a\", \"c\" or \"b\"", w);
+      return bivy_error(err, 0, "%s.type: must be \"a\", \"c\" or \"b\"", w);
     r->type = ts[0];
     int rc;
     if ((rc = get_num(e, "major", w, &r->major, err)) < 0 || (rc = get_num(e, "minor", w, &r->minor, err)) < 0) return rc;
@@ -69,7 +69,7 @@ int bivy_cg_devices_parse(json_t *devices, struct bivy_cg_dev_rule **rules, size
       if (*p == 'r') r->access |= ACC_R;
       else if (*p == 'w') r->access |= ACC_W;
       else if (*p == 'm') r->access |= ACC_M;
-      else return bivy_error(err, EINVAL, "%s.access: \"%s\": only r, w and m are allowed", w, as);
+      else return bivy_error(err, 0, "%s.access: \"%s\": only r, w and m are allowed", w, as);
     }
     if (r->type == 'a') r->major = r->minor = -1;
   }
@@ -174,7 +174,7 @@ int bivy_cg_devices_v2(struct bivy_cgroup *cg, json_t *devices, bivy_error_t *er
   int cnt = bivy_cg_devices_bpf(rules, n, &insns, err);
   if (cnt < 0) return cnt;
   if (cg->v2 < 0 || cg->h[cg->v2].fd < 0)
-    return bivy_error(err, ENOTSUP, "linux.resources.devices: no devices cgroup and no cgroup v2 to attach an eBPF filter to");
+    return bivy_error(err, 0, "linux.resources.devices: no devices cgroup and no cgroup v2 to attach an eBPF filter to");
   char log[4096] = "";
   union bpf_attr la;
   memset(&la, 0, sizeof la);

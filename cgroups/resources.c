@@ -72,7 +72,7 @@ static int add_alt(struct bivy_cg_plan *p, const char *file, const char *value) 
 static int get_int(json_t *o, const char *key, const char *where, int64_t *out, bivy_error_t *err) {
   json_t *v = json_object_get(o, key);
   if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_integer(v)) return bivy_error(err, EINVAL, "%s.%s: must be an integer", where, key);
+  if (!json_is_integer(v)) return bivy_error(err, 0, "%s.%s: must be an integer", where, key);
   *out = json_integer_value(v);
   return 1;
 }
@@ -81,7 +81,7 @@ static int get_obj(json_t *o, const char *key, const char *where, json_t **out, 
   json_t *v = json_object_get(o, key);
   *out = NULL;
   if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_object(v)) return bivy_error(err, EINVAL, "%s.%s: must be an object", where, key);
+  if (!json_is_object(v)) return bivy_error(err, 0, "%s.%s: must be an object", where, key);
   *out = v;
   return 1;
 }
@@ -96,9 +96,9 @@ static int tr_memory(json_t *m, uint32_t v2mask, const char *where, struct bivy_
   if ((hl = get_int(m, "limit", where, &limit, err)) < 0) return hl;
   if ((hr = get_int(m, "reservation", where, &res, err)) < 0) return hr;
   if ((hs = get_int(m, "swap", where, &swap, err)) < 0) return hs;
-  if (hl && limit < -1) return bivy_error(err, EINVAL, "%s.limit: invalid value %" PRId64, where, limit);
-  if (hr && res < -1) return bivy_error(err, EINVAL, "%s.reservation: invalid value %" PRId64, where, res);
-  if (hs && swap < -1) return bivy_error(err, EINVAL, "%s.swap: invalid value %" PRId64, where, swap);
+  if (hl && limit < -1) return bivy_error(err, 0, "%s.limit: invalid value %" PRId64, where, limit);
+  if (hr && res < -1) return bivy_error(err, 0, "%s.reservation: invalid value %" PRId64, where, res);
+  if (hs && swap < -1) return bivy_error(err, 0, "%s.swap: invalid value %" PRId64, where, swap);
   if (hl) {
     if (v2 && limit == -1) snprintf(buf, sizeof buf, "max");
     else snprintf(buf, sizeof buf, "%" PRId64, limit);
@@ -110,15 +110,15 @@ static int tr_memory(json_t *m, uint32_t v2mask, const char *where, struct bivy_
       /* OCI swap counts memory+swap; v2 limits swap alone */
       if (swap == -1) snprintf(buf, sizeof buf, "max");
       else if (!hl || limit == -1)
-        return bivy_error(err, EINVAL, "%s.swap: a swap limit needs a memory limit (%s.limit)", where, where);
+        return bivy_error(err, 0, "%s.swap: a swap limit needs a memory limit (%s.limit)", where, where);
       else if (swap < limit)
-        return bivy_error(err, EINVAL, "%s.swap: %" PRId64 " is below %s.limit %" PRId64 " (swap counts memory+swap)",
+        return bivy_error(err, 0, "%s.swap: %" PRId64 " is below %s.limit %" PRId64 " (swap counts memory+swap)",
                           where, swap, where, limit);
       else snprintf(buf, sizeof buf, "%" PRId64, swap - limit);
       if ((r = add(p, CG_MEMORY, "memory.swap.max", buf, false, err, "%s.swap", where)) < 0) return r;
     } else {
       if (hl && swap != -1 && limit != -1 && swap < limit)
-        return bivy_error(err, EINVAL, "%s.swap: %" PRId64 " is below %s.limit %" PRId64 " (swap counts memory+swap)",
+        return bivy_error(err, 0, "%s.swap: %" PRId64 " is below %s.limit %" PRId64 " (swap counts memory+swap)",
                           where, swap, where, limit);
       snprintf(buf, sizeof buf, "%" PRId64, swap);
       if ((r = add(p, CG_MEMORY, "memory.memsw.limit_in_bytes", buf, false, err, "%s.swap", where)) < 0) return r;
@@ -133,13 +133,13 @@ static int tr_memory(json_t *m, uint32_t v2mask, const char *where, struct bivy_
   }
   if ((r = get_int(m, "swappiness", where, &v, err)) < 0) return r;
   if (r && !v2) {
-    if (v < 0 || v > 100) return bivy_error(err, EINVAL, "%s.swappiness: %" PRId64 " is out of range 0-100", where, v);
+    if (v < 0 || v > 100) return bivy_error(err, 0, "%s.swappiness: %" PRId64 " is out of range 0-100", where, v);
     snprintf(buf, sizeof buf, "%" PRId64, v);
     if ((r = add(p, CG_MEMORY, "memory.swappiness", buf, false, err, "%s.swappiness", where)) < 0) return r;
   }
   json_t *d = json_object_get(m, "disableOOMKiller");
   if (d && !json_is_boolean(d) && !json_is_null(d))
-    return bivy_error(err, EINVAL, "%s.disableOOMKiller: must be a boolean", where);
+    return bivy_error(err, 0, "%s.disableOOMKiller: must be a boolean", where);
   if (json_is_true(d) && !v2 &&
       (r = add(p, CG_MEMORY, "memory.oom_control", "1", false, err, "%s.disableOOMKiller", where)) < 0)
     return r;
@@ -158,15 +158,15 @@ static int tr_cpu(json_t *c, uint32_t v2mask, const char *where, struct bivy_cg_
   if ((hi = get_int(c, "idle", where, &idle, err)) < 0) return hi;
   if (hs && shares != 0) {
     if (shares < 2 || shares > 262144)
-      return bivy_error(err, EINVAL, "%s.shares: %" PRId64 " is out of range 2-262144", where, shares);
+      return bivy_error(err, 0, "%s.shares: %" PRId64 " is out of range 2-262144", where, shares);
     if (v2) snprintf(buf, sizeof buf, "%" PRId64, 1 + ((shares - 2) * 9999) / 262142);
     else snprintf(buf, sizeof buf, "%" PRId64, shares);
     if ((r = add(p, CG_CPU, v2 ? "cpu.weight" : "cpu.shares", buf, false, err, "%s.shares", where)) < 0) return r;
   }
   if (hp && period != 0 && (period < 1000 || period > 1000000))
-    return bivy_error(err, EINVAL, "%s.period: %" PRId64 " is out of range 1000-1000000 (microseconds)", where, period);
+    return bivy_error(err, 0, "%s.period: %" PRId64 " is out of range 1000-1000000 (microseconds)", where, period);
   if (hq && quota != 0 && quota != -1 && quota < 1000)
-    return bivy_error(err, EINVAL, "%s.quota: %" PRId64 " is below 1000 microseconds", where, quota);
+    return bivy_error(err, 0, "%s.quota: %" PRId64 " is below 1000 microseconds", where, quota);
   if ((hq && quota != 0) || (hp && period != 0)) {
     if (v2) {
       char q[24];
@@ -186,13 +186,13 @@ static int tr_cpu(json_t *c, uint32_t v2mask, const char *where, struct bivy_cg_
     }
   }
   if (hb) {
-    if (burst < 0) return bivy_error(err, EINVAL, "%s.burst: %" PRId64 " is negative", where, burst);
+    if (burst < 0) return bivy_error(err, 0, "%s.burst: %" PRId64 " is negative", where, burst);
     snprintf(buf, sizeof buf, "%" PRId64, burst);
     if ((r = add(p, CG_CPU, v2 ? "cpu.max.burst" : "cpu.cfs_burst_us", buf, false, err, "%s.burst", where)) < 0)
       return r;
   }
   if (hi) {
-    if (idle != 0 && idle != 1) return bivy_error(err, EINVAL, "%s.idle: must be 0 or 1", where);
+    if (idle != 0 && idle != 1) return bivy_error(err, 0, "%s.idle: must be 0 or 1", where);
     snprintf(buf, sizeof buf, "%" PRId64, idle);
     if ((r = add(p, CG_CPU, "cpu.idle", buf, false, err, "%s.idle", where)) < 0) return r;
   }
@@ -201,7 +201,7 @@ static int tr_cpu(json_t *c, uint32_t v2mask, const char *where, struct bivy_cg_
   for (int i = 0; i < 2; i++) {
     if ((r = get_int(c, rtk[i], where, &rt, err)) < 0) return r;
     if (!r || rt == 0) continue;
-    if (v2) return bivy_error(err, ENOTSUP, "%s.%s: real-time scheduling limits are not available on cgroup v2", where, rtk[i]);
+    if (v2) return bivy_error(err, 0, "%s.%s: real-time scheduling limits are not available on cgroup v2", where, rtk[i]);
     snprintf(buf, sizeof buf, "%" PRId64, rt);
     if ((r = add(p, CG_CPU, rtf[i], buf, false, err, "%s.%s", where, rtk[i])) < 0) return r;
   }
@@ -209,11 +209,11 @@ static int tr_cpu(json_t *c, uint32_t v2mask, const char *where, struct bivy_cg_
   for (int i = 0; i < 2; i++) {
     json_t *s = json_object_get(c, sk[i]);
     if (s == NULL || json_is_null(s)) continue;
-    if (!json_is_string(s)) return bivy_error(err, EINVAL, "%s.%s: must be a string", where, sk[i]);
+    if (!json_is_string(s)) return bivy_error(err, 0, "%s.%s: must be a string", where, sk[i]);
     const char *v = json_string_value(s);
     if (*v == '\0') continue;
     if (strspn(v, "0123456789,-") != strlen(v))
-      return bivy_error(err, EINVAL, "%s.%s: \"%s\" is not a list like 0-2,4", where, sk[i], v);
+      return bivy_error(err, 0, "%s.%s: \"%s\" is not a list like 0-2,4", where, sk[i], v);
     if ((r = add(p, CG_CPUSET, i ? "cpuset.mems" : "cpuset.cpus", v, false, err, "%s.%s", where, sk[i])) < 0) return r;
   }
   return 0;
@@ -226,7 +226,7 @@ static int tr_blockio(json_t *b, uint32_t v2mask, const char *where, struct bivy
   char buf[64], alt[64];
   if ((r = get_int(b, "weight", where, &w, err)) < 0) return r;
   if (r && w != 0) {
-    if (w < 10 || w > 1000) return bivy_error(err, EINVAL, "%s.weight: %" PRId64 " is out of range 10-1000", where, w);
+    if (w < 10 || w > 1000) return bivy_error(err, 0, "%s.weight: %" PRId64 " is out of range 10-1000", where, w);
     snprintf(buf, sizeof buf, "%" PRId64, w);
     if (v2) {
       /* BFQ takes the v1 range; io.weight (iocost) the 1-10000 range */
@@ -240,7 +240,7 @@ static int tr_blockio(json_t *b, uint32_t v2mask, const char *where, struct bivy
   }
   if ((r = get_int(b, "leafWeight", where, &w, err)) < 0) return r;
   if (r && w != 0) {
-    if (v2) return bivy_error(err, ENOTSUP, "%s.leafWeight: not available on cgroup v2", where);
+    if (v2) return bivy_error(err, 0, "%s.leafWeight: not available on cgroup v2", where);
     snprintf(buf, sizeof buf, "%" PRId64, w);
     if ((r = add(p, CG_IO, "blkio.leaf_weight", buf, false, err, "%s.leafWeight", where)) < 0) return r;
   }
@@ -254,7 +254,7 @@ static int tr_blockio(json_t *b, uint32_t v2mask, const char *where, struct bivy
   for (size_t li = 0; li < sizeof lists / sizeof lists[0]; li++) {
     json_t *arr = json_object_get(b, lists[li].key);
     if (arr == NULL || json_is_null(arr)) continue;
-    if (!json_is_array(arr)) return bivy_error(err, EINVAL, "%s.%s: must be an array", where, lists[li].key);
+    if (!json_is_array(arr)) return bivy_error(err, 0, "%s.%s: must be an array", where, lists[li].key);
     size_t i;
     json_t *e;
     json_array_foreach(arr, i, e) {
@@ -262,12 +262,12 @@ static int tr_blockio(json_t *b, uint32_t v2mask, const char *where, struct bivy
       snprintf(ew, sizeof ew, "%s.%s[%zu]", where, lists[li].key, i);
       int64_t maj = 0, min = 0, val = 0;
       int a, bb, c;
-      if (!json_is_object(e)) return bivy_error(err, EINVAL, "%s: must be an object", ew);
+      if (!json_is_object(e)) return bivy_error(err, 0, "%s: must be an object", ew);
       if ((a = get_int(e, "major", ew, &maj, err)) < 0) return a;
       if ((bb = get_int(e, "minor", ew, &min, err)) < 0) return bb;
-      if (!a || !bb || maj < 0 || min < 0) return bivy_error(err, EINVAL, "%s: needs major and minor", ew);
+      if (!a || !bb || maj < 0 || min < 0) return bivy_error(err, 0, "%s: needs major and minor", ew);
       if ((c = get_int(e, lists[li].v2key ? "rate" : "weight", ew, &val, err)) < 0) return c;
-      if (!c || val < 0) return bivy_error(err, EINVAL, "%s: needs a non-negative %s", ew, lists[li].v2key ? "rate" : "weight");
+      if (!c || val < 0) return bivy_error(err, 0, "%s: needs a non-negative %s", ew, lists[li].v2key ? "rate" : "weight");
       if (v2 && lists[li].v2key)
         snprintf(buf, sizeof buf, "%" PRId64 ":%" PRId64 " %s=%" PRId64, maj, min, lists[li].v2key, val);
       else snprintf(buf, sizeof buf, "%" PRId64 ":%" PRId64 " %" PRId64, maj, min, val);
@@ -283,7 +283,7 @@ static int tr_blockio(json_t *b, uint32_t v2mask, const char *where, struct bivy
 }
 
 static int tr_hugetlb(json_t *arr, uint32_t v2mask, const char *where, struct bivy_cg_plan *p, bivy_error_t *err) {
-  if (!json_is_array(arr)) return bivy_error(err, EINVAL, "%s: must be an array", where);
+  if (!json_is_array(arr)) return bivy_error(err, 0, "%s: must be an array", where);
   size_t i;
   json_t *e;
   json_array_foreach(arr, i, e) {
@@ -291,14 +291,14 @@ static int tr_hugetlb(json_t *arr, uint32_t v2mask, const char *where, struct bi
     int64_t limit = 0;
     char ew[256], file[96], buf[32];
     snprintf(ew, sizeof ew, "%s[%zu]", where, i);
-    if (!json_is_string(ps)) return bivy_error(err, EINVAL, "%s.pageSize: must be a string like \"2MB\"", ew);
+    if (!json_is_string(ps)) return bivy_error(err, 0, "%s.pageSize: must be a string like \"2MB\"", ew);
     const char *s = json_string_value(ps);
     size_t nd = strspn(s, "0123456789");
     if (nd == 0 || (strcmp(s + nd, "KB") && strcmp(s + nd, "MB") && strcmp(s + nd, "GB")))
-      return bivy_error(err, EINVAL, "%s.pageSize: \"%s\" is not a size like 2MB or 1GB", ew, s);
+      return bivy_error(err, 0, "%s.pageSize: \"%s\" is not a size like 2MB or 1GB", ew, s);
     int r = get_int(e, "limit", ew, &limit, err);
     if (r < 0) return r;
-    if (!r || limit < 0) return bivy_error(err, EINVAL, "%s.limit: needs a non-negative integer", ew);
+    if (!r || limit < 0) return bivy_error(err, 0, "%s.limit: needs a non-negative integer", ew);
     snprintf(file, sizeof file, IS_V2(CG_HUGETLB) ? "hugetlb.%s.max" : "hugetlb.%s.limit_in_bytes", s);
     snprintf(buf, sizeof buf, "%" PRId64, limit);
     if ((r = add(p, CG_HUGETLB, file, buf, false, err, "%s", ew)) < 0) return r;
@@ -312,19 +312,19 @@ static int tr_unified(json_t *u, const char *where, struct bivy_cg_plan *p, bivy
     enum bivy_ctrl c;
   } map[] = {{"cpu.", CG_CPU},   {"cpuset.", CG_CPUSET}, {"memory.", CG_MEMORY},
              {"io.", CG_IO},     {"pids.", CG_PIDS},     {"hugetlb.", CG_HUGETLB}};
-  if (!json_is_object(u)) return bivy_error(err, EINVAL, "%s: must be an object", where);
+  if (!json_is_object(u)) return bivy_error(err, 0, "%s: must be an object", where);
   const char *k;
   json_t *v;
   json_object_foreach(u, k, v) {
     /* the key is a file name in the container's cgroup: nothing that walks elsewhere */
     if (*k == '\0' || strchr(k, '/') || strstr(k, "..") || k[0] == '.')
-      return bivy_error(err, EINVAL, "%s.\"%s\": not a cgroup file name", where, k);
-    if (!json_is_string(v)) return bivy_error(err, EINVAL, "%s.\"%s\": value must be a string", where, k);
+      return bivy_error(err, 0, "%s.\"%s\": not a cgroup file name", where, k);
+    if (!json_is_string(v)) return bivy_error(err, 0, "%s.\"%s\": value must be a string", where, k);
     int c = -1;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
       if (strncmp(k, map[i].prefix, strlen(map[i].prefix)) == 0 && k[strlen(map[i].prefix)]) c = (int)map[i].c;
     if (c < 0)
-      return bivy_error(err, EINVAL, "%s.\"%s\": not a file of a controller bivy manages (cpu, cpuset, memory, io, pids, hugetlb)",
+      return bivy_error(err, 0, "%s.\"%s\": not a file of a controller bivy manages (cpu, cpuset, memory, io, pids, hugetlb)",
                         where, k);
     int r = add(p, (enum bivy_ctrl)c, k, json_string_value(v), false, err, "%s.\"%s\"", where, k);
     if (r < 0) return r;
@@ -335,7 +335,7 @@ static int tr_unified(json_t *u, const char *where, struct bivy_cg_plan *p, bivy
 
 int bivy_cg_translate(json_t *res, uint32_t v2mask, const char *where, struct bivy_cg_plan *p, bivy_error_t *err) {
   if (res == NULL || json_is_null(res)) return 0;
-  if (!json_is_object(res)) return bivy_error(err, EINVAL, "%s: must be an object", where);
+  if (!json_is_object(res)) return bivy_error(err, 0, "%s: must be an object", where);
   char w[128];
   json_t *o;
   int r;
@@ -346,7 +346,7 @@ int bivy_cg_translate(json_t *res, uint32_t v2mask, const char *where, struct bi
   json_object_foreach(res, k, v) {
     bool ok = false;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= strcmp(k, known[i]) == 0;
-    if (!ok) return bivy_error(err, EINVAL, "%s.%s: unknown resource", where, k);
+    if (!ok) return bivy_error(err, 0, "%s.%s: unknown resource", where, k);
   }
   snprintf(w, sizeof w, "%s.memory", where);
   if ((r = get_obj(res, "memory", where, &o, err)) < 0 || (r && (r = tr_memory(o, v2mask, w, p, err)) < 0)) return r;
@@ -376,7 +376,7 @@ int bivy_cg_translate(json_t *res, uint32_t v2mask, const char *where, struct bi
   for (size_t i = 0; i < 2; i++) {
     o = json_object_get(res, unsupported[i]);
     if (o && !json_is_null(o) && json_object_size(o) > 0)
-      return bivy_error(err, ENOTSUP, "%s.%s: not supported by bivy (no %s controller handling)", where, unsupported[i],
+      return bivy_error(err, 0, "%s.%s: not supported by bivy (no %s controller handling)", where, unsupported[i],
                         unsupported[i]);
   }
   return 0;
@@ -419,11 +419,11 @@ int bivy_cg_write_one(struct bivy_cgroup *cg, const struct bivy_cg_write *w, biv
   int fd = cg_ctrl_fd(cg, w->ctrl);
   if (fd < 0) {
     if (w->best_effort) return 0;
-    return bivy_error(err, ENOTSUP, "%s: the %s controller is not available for this cgroup", w->field,
+    return bivy_error(err, 0, "%s: the %s controller is not available for this cgroup", w->field,
                       bivy_cg_ctrl_name(w->ctrl, cg_ctrl_v2(cg, w->ctrl) || cg->mode == BIVY_CGROUP_UNIFIED));
   }
   if (w->unified && !cg_ctrl_v2(cg, w->ctrl))
-    return bivy_error(err, ENOTSUP, "%s: the %s controller is on cgroup v1 on this host (%s mode); unified keys need v2",
+    return bivy_error(err, 0, "%s: the %s controller is on cgroup v1 on this host (%s mode); unified keys need v2",
                       w->field, bivy_cg_ctrl_name(w->ctrl, true), bivy_cgroup_mode_name(cg->mode));
   _cleanup_error_ bivy_error_t e = NULL;
   int r = bivy_cg_write(fd, w->file, w->value, &e);
@@ -431,7 +431,7 @@ int bivy_cg_write_one(struct bivy_cgroup *cg, const struct bivy_cg_write *w, biv
   if (r == -ENOENT) {
     if (w->best_effort) return 0;
     const char *why = strstr(w->file, "memsw") || strstr(w->file, "swap") ? " (swap accounting disabled)" : "";
-    return bivy_error(err, ENOTSUP, "%s: %s not available%s", w->field, w->file, why);
+    return bivy_error(err, 0, "%s: %s not available%s", w->field, w->file, why);
   }
   if (r < 0) return bivy_error(err, -r, "%s: write %s \"%s\"", w->field, w->file, w->value);
   return 0;
@@ -446,7 +446,7 @@ int bivy_cg_apply_resources(struct bivy_cgroup *cg, json_t *resources, bivy_erro
   if (r < 0) return r;
   json_t *dev = json_object_get(resources, "devices");
   if (dev && !json_is_null(dev)) {
-    if (!json_is_array(dev)) return bivy_error(err, EINVAL, "linux.resources.devices: must be an array");
+    if (!json_is_array(dev)) return bivy_error(err, 0, "linux.resources.devices: must be an array");
     if (cg_ctrl_fd(cg, CG_DEVICES) >= 0 && !cg_ctrl_v2(cg, CG_DEVICES)) r = bivy_cg_devices_v1(cg, dev, err);
     else r = bivy_cg_devices_v2(cg, dev, err);
   }

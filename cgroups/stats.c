@@ -239,7 +239,7 @@ int bivy_cgroup_stats(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err) {
 int bivy_cgroup_oom_count(struct bivy_cgroup *cg, uint64_t *count, bivy_error_t *err) {
   int fd = cg_ctrl_fd(cg, CG_MEMORY);
   *count = 0;
-  if (fd < 0) return bivy_error(err, ENOTSUP, "cgroup %s: no memory controller", cg->path);
+  if (fd < 0) return bivy_error(err, 0, "cgroup %s: no memory controller", cg->path);
   int r = cg_ctrl_v2(cg, CG_MEMORY) ? bivy_cg_read_keyed(fd, "memory.events", "oom_kill", count)
                                      : bivy_cg_read_keyed(fd, "memory.oom_control", "oom_kill", count);
   if (r < 0 && r != -ENOENT) return bivy_error(err, -r, "cgroup %s: read OOM counter", cg->path);
@@ -248,7 +248,7 @@ int bivy_cgroup_oom_count(struct bivy_cgroup *cg, uint64_t *count, bivy_error_t 
 
 int bivy_cgroup_oom_fd(struct bivy_cgroup *cg, bivy_error_t *err) {
   int fd = cg_ctrl_fd(cg, CG_MEMORY);
-  if (fd < 0) return bivy_error(err, ENOTSUP, "cgroup %s: no memory controller", cg->path);
+  if (fd < 0) return bivy_error(err, 0, "cgroup %s: no memory controller", cg->path);
   const char *dir = cg->h[cg->ctrl[CG_MEMORY]].dir;
   if (cg_ctrl_v2(cg, CG_MEMORY)) {
     /* the kernel signals a modification of memory.events on every counter change */

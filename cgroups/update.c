@@ -46,14 +46,14 @@ static int check_list(const char *field, const char *value, const char *online_f
                       bivy_error_t *err) {
   static uint8_t want[MAX_CPUS / 8], have[MAX_CPUS / 8];
   int r = bivy_cgroup_parse_list(value, want, MAX_CPUS);
-  if (r < 0) return bivy_error(err, EINVAL, "%s: \"%s\" is not a %s list like 0-2,4", field, value, what);
+  if (r < 0) return bivy_error(err, 0, "%s: \"%s\" is not a %s list like 0-2,4", field, value, what);
   _cleanup_free_ char *online = NULL;
   _cleanup_error_ bivy_error_t e = NULL;
   if (bivy_cg_read(AT_FDCWD, online_file, &online, &e) < 0) return 0; /* no NUMA info: the kernel decides */
   if (bivy_cgroup_parse_list(online, have, MAX_CPUS) < 0) return 0;
   for (size_t i = 0; i < MAX_CPUS; i++)
     if ((want[i / 8] >> (i % 8) & 1) && !(have[i / 8] >> (i % 8) & 1))
-      return bivy_error(err, EINVAL, "%s: %s %zu is not online (online: %s)", field, what, i, online);
+      return bivy_error(err, 0, "%s: %s %zu is not online (online: %s)", field, what, i, online);
   return 0;
 }
 
@@ -136,7 +136,7 @@ static int write_memory(struct bivy_cgroup *cg, const struct bivy_cg_write *w, c
     if (usage > target) {
       bivy_cg_write(fd, "memory.high", high, &e);
       human(usage, ubuf, sizeof ubuf);
-      return bivy_error(err, EBUSY,
+      return bivy_error(err, 0,
                         "%s: usage %s stays above the new limit after %s of reclaim; limits unchanged (use --force to "
                         "apply anyway)",
                         w->field, ubuf, tbuf);
@@ -164,7 +164,7 @@ static int write_memory(struct bivy_cgroup *cg, const struct bivy_cg_write *w, c
   const char *uf = strstr(w->file, "memsw") ? "memory.memsw.usage_in_bytes" : "memory.usage_in_bytes";
   bivy_cg_read_u64(fd, uf, &usage);
   human(usage, ubuf, sizeof ubuf);
-  return bivy_error(err, EBUSY,
+  return bivy_error(err, 0,
                     "%s: usage %s stays above the new limit after %s of reclaim; limits unchanged%s", w->field, ubuf, tbuf,
                     o->force ? " (cgroup v1 refuses a limit below usage even with --force)" : " (use --force to apply anyway)");
 }
@@ -184,7 +184,7 @@ static int validate(struct bivy_cgroup *cg, struct bivy_cg_write *w, struct snap
     else if (w->best_effort) return 0;
     else {
       const char *why = strstr(w->file, "memsw") || strstr(w->file, "swap") ? " (swap accounting disabled)" : "";
-      return bivy_error(err, ENOTSUP, "%s: %s not available%s", w->field, w->file, why);
+      return bivy_error(err, 0, "%s: %s not available%s", w->field, w->file, why);
     }
   }
   if (strcmp(w->file, "cpuset.cpus") == 0) {
@@ -203,7 +203,7 @@ static int validate(struct bivy_cgroup *cg, struct bivy_cg_write *w, struct snap
 int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct bivy_cgroup_update_opts *o,
                        bivy_error_t *err) {
   if (json_object_get(resources, "devices"))
-    return bivy_error(err, ENOTSUP, "linux.resources.devices: device rules cannot be updated on a live container");
+    return bivy_error(err, 0, "linux.resources.devices: device rules cannot be updated on a live container");
   struct bivy_cg_plan plan = {0};
   int r = bivy_cg_translate(resources, bivy_cg_v2mask(cg), "linux.resources", &plan, err);
   if (r < 0) return r;
@@ -232,7 +232,7 @@ int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct b
       if (s[i].applied) continue;
       _cleanup_error_ bivy_error_t e = NULL;
       int wr = is_memory_limit(&plan.w[i]) ? write_memory(cg, &plan.w[i], o, &e) : bivy_cg_write_one(cg, &plan.w[i], &e);
-      if (wr == -EINVAL && pass == 0) {
+      if (wr < 0 && e && e->status == EINVAL && pass == 0) {
         deferred = true;
         continue;
       }
@@ -288,7 +288,7 @@ int bivy_cgroup_limits(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err) 
     if (fd < 0 || f == NULL) continue;
     _cleanup_free_ char *v = NULL;
     _cleanup_error_ bivy_error_t e = NULL;
-    if (bivy_cg_read(fd, f, &v, &e) < 0) continue;
+    if (bivy_cg_read(fd, f, &v, &e) < 0 || *v == '\0') continue;
     for (char *p = v; *p; p++)
       if (*p == '\n') *p = ';';
     json_object_set_new(o, f, json_string(v));

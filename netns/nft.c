@@ -25,7 +25,9 @@ static void nftp(struct nft_ctx **c) {
   if (*c) nft_ctx_free(*c);
 }
 
-/* Runs cmd; on failure *errtext (if given) gets nft's message. Returns 0 or -1. */
+/* Runs cmd; on failure *errtext (if given) gets nft's message. Returns 0 or -1.
+ * libnftables opens its netlink socket without SOCK_CLOEXEC: the context lives for this one
+ * command only, so that fd never outlives the call (and cannot leak into a container). */
 static int run_raw(const char *cmd, char **out, char **errtext) {
   _cleanup_(nftp) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == NULL) return -ENOMEM;
@@ -122,8 +124,6 @@ static void pub_desc(const struct bivy_net_publish *p, char *buf, size_t len) {
 
 int bivy_nft_publish(const struct bivy_net_publish *p, size_t n, uint32_t ctr_ip, bivy_error_t *err) {
   if (n == 0) return 0;
-  int r = bivy_nft_ensure(err);
-  if (r < 0) return r;
   char ip[16], key[64];
   bivy_net_ip_str(ctr_ip, ip, sizeof ip);
   _cleanup_free_ char *cmd = NULL;
@@ -140,6 +140,13 @@ int bivy_nft_publish(const struct bivy_net_publish *p, size_t n, uint32_t ctr_ip
   if (fclose(f) != 0) return -ENOMEM;
   _cleanup_free_ char *e = NULL;
   if (run_raw(cmd, NULL, &e) == 0) return 0;
+  /* first publish on this host: the table does not exist yet */
+  if (run_raw("list map ip " BIVY_NFT_TABLE " pub", NULL, NULL) < 0) {
+    int r = bivy_nft_ensure(err);
+    if (r < 0) return r;
+    free(steal_pointer(&e));
+    if (run_raw(cmd, NULL, &e) == 0) return 0;
+  }
   for (size_t i = 0; i < n; i++) {
     _cleanup_free_ char *get = NULL;
     pub_key(&p[i], key, sizeof key);
@@ -154,7 +161,6 @@ int bivy_nft_publish(const struct bivy_net_publish *p, size_t n, uint32_t ctr_ip
 }
 
 int bivy_nft_unpublish(const struct bivy_net_publish *p, size_t n, uint32_t ctr_ip, bivy_error_t *err) {
-  if (n == 0 || run_raw("list map ip " BIVY_NFT_TABLE " pub", NULL, NULL) < 0) return 0;
   char ip[16], key[64];
   bivy_net_ip_str(ctr_ip, ip, sizeof ip);
   int ret = 0;
@@ -165,7 +171,8 @@ int bivy_nft_unpublish(const struct bivy_net_publish *p, size_t n, uint32_t ctr_
         asprintf(&del, "delete element ip " BIVY_NFT_TABLE " pub { %s }", key) < 0 ||
         asprintf(&mine, "{ %s : %s . %u }", key, ip, p[i].ctr_port) < 0)
       return -ENOMEM;
-    /* delete only our own element: the port may since belong to another container */
+    /* delete only our own element: the port may since belong to another container (a missing
+     * table or element fails the get: nothing to do) */
     if (run_raw(get, &out, NULL) < 0 || out == NULL || strstr(out, mine) == NULL) continue;
     int r = bivy_nft_run(del, NULL, err);
     if (r == -ENOENT) bivy_error_release(err);

@@ -66,10 +66,12 @@ struct bivy_init_args {
   int fifo_fd;            /* O_PATH fd of ROOT/ID/exec.fifo */
   int preserve_fds;
   bool no_new_keyring;
-  bool unshare_cgroupns;  /* CLONE_NEWCGROUP after the parent put us in the cgroup */
+  bool unshare_cgroupns;
+  bool userns;            /* in a new or joined user namespace: become its root first */  /* CLONE_NEWCGROUP after the parent put us in the cgroup */
   int user_ns_fd;         /* joined by path (or -1) */
   int ns_fds[BIVY_NS_COUNT]; /* other namespaces joined by path (or -1) */
   int unshare_flags;      /* namespaces to unshare after joining the user namespace */
+  const int *stdio;       /* bivy_create_opts.stdio: NULL or 3 fds for 0,1,2 */
 };
 
 /* The container init (child of clone3): never returns. */

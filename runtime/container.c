@@ -190,7 +190,9 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   x->state_made = true;
   _cleanup_free_ char *fifo_path = bivy_state_path(o->root, o->id, "exec.fifo");
   if (fifo_path == NULL) return bivy_error(err, ENOMEM, "exec fifo");
-  if (mkfifo(fifo_path, 0600) < 0) return bivy_error_errno(err, "mkfifo %s", fifo_path);
+  /* writable by the container's user, who opens it after switching uid; only reachable
+   * through the init's O_PATH fd since ROOT/ID is 0700 */
+  if (mkfifo(fifo_path, 0622) < 0 || chmod(fifo_path, 0622) < 0) return bivy_error_errno(err, "mkfifo %s", fifo_path);
   stamp(x, "state dir");
 
   r = bivy_cgroup_create(c->cgroups_path, o->id, c->resources, &x->cg, err);
@@ -207,7 +209,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   /* namespaces: create the ones without a path, join the others in the child */
   struct bivy_init_args a = {.cfg = c, .plan = x->plan, .seccomp = x->sc, .id = o->id,
                              .preserve_fds = o->preserve_fds, .no_new_keyring = o->no_new_keyring,
-                             .user_ns_fd = -1};
+                             .user_ns_fd = -1, .stdio = o->stdio};
   for (int t = 0; t < BIVY_NS_COUNT; t++) a.ns_fds[t] = -1;
   uint64_t flags = 0;
   int unshare_flags = 0;
@@ -230,6 +232,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
     }
   }
   a.unshare_flags = unshare_flags;
+  a.userns = user != NULL;
 
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return bivy_error_errno(err, "socketpair");

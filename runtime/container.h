@@ -29,6 +29,7 @@ struct bivy_create_opts {
   bool no_pivot;
   bool no_new_keyring;
   bivy_debug_fn debug;        /* start-up time stamps; may be NULL */
+  const int *stdio;           /* NULL = inherit; else 3 fds (>= 3) dup2'd onto the init's 0,1,2 (bivyd log capture) */
 };
 
 /* Create the container (status "created"). On success *pid (and *pidfd when not NULL; the

@@ -65,6 +65,8 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
   }
   if (bivy_apply_rlimits(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
   if (bivy_apply_user_and_caps(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
+  /* a uid change resets dumpable to fs.suid_dumpable: stay non-dumpable until execve */
+  prctl(PR_SET_DUMPABLE, 0);
   _cleanup_free_ char *exe = bivy_find_executable(p->args[0], p->env);
   if (exe == NULL) {
     bivy_error(&err, errno, "exec \"%s\"%s", p->args[0], strchr(p->args[0], '/') ? "" : ": executable file not found in $PATH");
@@ -76,6 +78,8 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
   /* seccomp last: the steps above may need syscalls the profile forbids */
   if (a->sc && bivy_seccomp_install(a->sc, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
   if (notify >= 0) close(notify); /* exec'd processes do not get their own listener */
+  /* a detached process outlives bivy exec */
+  prctl(PR_SET_PDEATHSIG, 0);
   execve(exe, p->args, p->env ? p->env : (char *[]){NULL});
   bivy_error_errno(&err, "exec %s", exe);
   bivy_sync_die(sync, 127, NULL, &err);

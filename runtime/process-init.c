@@ -55,11 +55,24 @@ void bivy_init_main(struct bivy_init_args *a) {
 
   expect(sync, BIVY_SYNC_GO, &m);
   pid_t host_pid = m.pid;
+  /* caller-supplied stdio (bivyd's log files): dup2 clears O_CLOEXEC on 0-2 only, the
+   * originals are closed at execve by bivy_prepare_fds */
+  for (int i = 0; a->stdio && i < 3; i++)
+    if (a->stdio[i] != i && dup2(a->stdio[i], i) < 0) {
+      bivy_error_errno(&err, "stdio: dup2 fd %d", a->stdio[i]);
+      bivy_sync_die(sync, 1, NULL, &err);
+    }
 
   /* Join namespaces given by path: the user namespace first so that the others (and the
    * ones we unshare next) are owned by it. */
   if (a->user_ns_fd >= 0 && setns(a->user_ns_fd, CLONE_NEWUSER) < 0) {
     bivy_error_errno(&err, "linux.namespaces: join user namespace");
+    bivy_sync_die(sync, 1, NULL, &err);
+  }
+  /* the runtime's uid is not mapped in the container's user namespace: become the
+   * namespace's root (mapped by now) so that files we create get a valid owner */
+  if (a->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+    bivy_error_errno(&err, "become root in the user namespace (is uid/gid 0 mapped?)");
     bivy_sync_die(sync, 1, NULL, &err);
   }
   if (a->unshare_flags && unshare(a->unshare_flags) < 0) {
@@ -112,6 +125,8 @@ void bivy_init_main(struct bivy_init_args *a) {
     }
     if (bivy_apply_rlimits(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
     if (bivy_apply_user_and_caps(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
+    /* a uid change resets dumpable to fs.suid_dumpable: stay non-dumpable until execve */
+    prctl(PR_SET_DUMPABLE, 0);
     /* look the program up now, as the container user, so that a missing binary fails
      * create (and leaves nothing) instead of surfacing only at start */
     exe = bivy_find_executable(p->args[0], p->env);

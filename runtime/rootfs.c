@@ -236,6 +236,12 @@ static int op_mount(const struct bivy_op *op, int rootfd, bivy_error_t *err) {
     }
   } else {
     mfd = fs_create(what, op->fstype, op->source, op->data, op->flags, err);
+    if (mfd == -EPERM && strcmp(op->fstype, "sysfs") == 0) {
+      /* a user namespace without its own network namespace may not mount sysfs: fall back
+       * to a read-only recursive bind of the host's /sys, as runc does */
+      bivy_error_release(err);
+      mfd = bind_create(what, AT_FDCWD, "/sys", true, op->flags | MS_RDONLY, 0, err);
+    }
   }
   if (mfd < 0) return (int)mfd;
   _cleanup_close_ int dst = mkpath_in_root(rootfd, op->target, dst_is_file, err);

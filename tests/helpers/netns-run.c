@@ -76,7 +76,7 @@ static int cmd_up(int argc, char **argv) {
     close(ready[0]);
     close(go[1]);
     setsid();
-    int in = open("/dev/null", O_RDONLY), out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC), out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (in < 0 || out < 0) _exit(127);
     dup2(in, 0), dup2(out, 1), dup2(out, 2);
     if (join) {
@@ -141,7 +141,9 @@ static int cmd_down(int argc, char **argv) {
   json_int_t pid = json_integer_value(json_object_get(st, "pid"));
   if (pid > 0) kill((pid_t)pid, SIGKILL); /* the process this helper started for ID */
   _cleanup_error_ bivy_error_t err = NULL;
+  uint64_t t0 = bivy_now_ns();
   if (bivy_net_teardown(root, id, json_object_get(st, "net"), &err) < 0) return die(err, "teardown");
+  fprintf(stderr, "netns-run: bivy_net_teardown took %llu us\n", (unsigned long long)((bivy_now_ns() - t0) / 1000));
   if (bivy_rm_rf(dir, &err) < 0) return die(err, "remove state");
   return 0;
 }

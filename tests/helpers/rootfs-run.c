@@ -4,7 +4,8 @@
  *   rootfs-run [--no-pivot] [--console-socket SOCK] BUNDLE
  *
  * Loads BUNDLE/config.json, checks capabilities, builds the plan, unshares the namespaces the
- * config asks for (no user namespace, no cgroups, no seccomp), forks the container process
+ * config asks for (user namespace included: maps written by the runner, setgroups denied; no
+ * cgroups, no seccomp), forks the container process
  * (pid 1 of its pid ns) which runs: plan phase 0 -> createContainer hooks -> plan phase 1 ->
  * hostname -> terminal -> rlimits -> user+caps -> exec process.args. Exits with the
  * container's status (128+N for a signal); errors go to stderr as "rootfs-run: <msg>". */
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,8 +31,14 @@ static int die(bivy_error_t *err, const char *what) {
   return 1;
 }
 
-static int child(struct bivy_config *c, struct bivy_plan *plan, int console_fd) {
+static int child(struct bivy_config *c, struct bivy_plan *plan, int console_fd, int go_fd) {
   _cleanup_error_ bivy_error_t err = NULL;
+  char go;
+  /* wait for the runner to write our id maps; then become the namespace's root */
+  if (read(go_fd, &go, 1) != 1) _exit(die(NULL, "runner went away"));
+  close(go_fd);
+  if (bivy_config_ns(c, BIVY_NS_USER) && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+    _exit(die(NULL, "become root in the user namespace"));
   if (bivy_plan_run(plan, c->root_path, 0, &err) < 0) _exit(die(&err, "rootfs phase 0"));
   if (bivy_hooks_run(c, BIVY_HOOK_CREATE_CONTAINER, "{\"ociVersion\":\"1.2.0\",\"id\":\"rootfs-run\",\"status\":\"creating\"}", &err) < 0)
     _exit(die(&err, "createContainer"));
@@ -52,6 +61,36 @@ static int child(struct bivy_config *c, struct bivy_plan *plan, int console_fd) 
   execvpe(p->args[0], p->args, p->env ? p->env : (char *[]){NULL});
   fprintf(stderr, "rootfs-run: exec %s: %s\n", p->args[0], strerror(errno));
   _exit(127);
+}
+
+static int write_map(pid_t pid, const char *file, const struct bivy_id_mapping *m, size_t n) {
+  char path[64], buf[4096];
+  size_t len = 0;
+  for (size_t i = 0; i < n && len < sizeof(buf) - 64; i++)
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%u %u %u\n", m[i].container_id, m[i].host_id, m[i].size);
+  snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
+    fprintf(stderr, "rootfs-run: write %s: %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
+  return 0;
+}
+
+static int write_maps(const struct bivy_config *c, pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "deny", 4) != 4) {
+    fprintf(stderr, "rootfs-run: write %s: %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  close(fd);
+  if (write_map(pid, "uid_map", c->uid_mappings, c->n_uid_mappings) < 0) return -1;
+  return write_map(pid, "gid_map", c->gid_mappings, c->n_gid_mappings);
 }
 
 int main(int argc, char **argv) {
@@ -88,30 +127,41 @@ int main(int argc, char **argv) {
   }
   int flags = CLONE_NEWNS;
   for (size_t i = 0; i < c->n_namespaces; i++) {
-    if (c->namespaces[i].type == BIVY_NS_USER || c->namespaces[i].type == BIVY_NS_MNT) continue;
+    if (c->namespaces[i].type == BIVY_NS_MNT) continue;
     if (c->namespaces[i].path) {
       bivy_plan_free(plan);
       return die(NULL, "namespace paths are not supported by rootfs-run");
     }
     flags |= bivy_ns_clone_flag(c->namespaces[i].type);
   }
-  if (unshare(flags) < 0) {
-    perror("rootfs-run: unshare");
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) < 0) {
     bivy_plan_free(plan);
-    return 1;
+    return die(NULL, "pipe");
   }
   fflush(NULL);
-  pid_t pid = fork();
+  /* clone (fork-like, no stack) straight into the new namespaces: the runner itself stays in
+   * the host's pid namespace (unshare(CLONE_NEWPID) would break LeakSanitizer's exit scan) */
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0);
   if (pid < 0) {
-    perror("rootfs-run: fork");
+    perror("rootfs-run: clone");
     bivy_plan_free(plan);
     return 1;
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    return child(c, plan, console_fd);
+    close(go[1]);
+    return child(c, plan, console_fd, go[0]);
   }
   bivy_plan_free(plan);
+  close(go[0]);
+  if (bivy_config_ns(c, BIVY_NS_USER) && write_maps(c, pid) < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return 1;
+  }
+  if (write(go[1], "g", 1) != 1) return die(NULL, "start child");
+  close(go[1]);
   if (console_fd >= 0) close(console_fd);
   int st;
   while (waitpid(pid, &st, 0) < 0)

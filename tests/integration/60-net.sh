@@ -154,6 +154,12 @@ test_published_port_reachable_from_client_and_gone_after_delete() {
   assert_eq "$(client_get 192.0.2.1 8080)" hello-published
   assert_eq "$(pub_elements)" 2
   assert_eq "$(bn inspect bivy0 | jq -c '.containers[0].publish')" '["8080:80/tcp","127.0.0.1:5353:53/udp"]'
+  # from the host namespace itself (output chain)
+  assert_eq "$(printf 'GET / HTTP/1.0\r\n\r\n' | inh timeout 5 "$BB" nc 192.0.2.1 8080 | tail -n 1)" hello-published
+  # outbound: the container reaches the client, which has no route back to 10.207/16 (masquerade)
+  ip netns exec "$CLIENTNS" timeout 20 "$BB" nc -l -p 7000 >"$T/client.out" &
+  wait_for inc web sh -c "echo hello-outbound | timeout 3 $BB nc 192.0.2.2 7000"
+  wait_for got_file "$T/client.out" hello-outbound
   # the same host port again is refused, and the failed create leaves nothing
   expect_fail "host port 8080/tcp is already published" up web2 --net bridge --publish 9090:90,8080:81 -- sleep 600
   [ ! -e "$T/nroot/web2" ] || fail "state left"

@@ -14,6 +14,7 @@
  * from later rounds and reported with ok=false and the step's exit status and first stderr
  * line. Children are started with posix_spawn (no shell) and timed with CLOCK_MONOTONIC;
  * stdin/stdout are /dev/null, stderr goes to ERRDIR/<variant-index>.err (or /dev/null).
+ * SIGINT/SIGTERM are passed on to the running step; then benchtime exits 128+N, no output.
  *
  * -b stops after the first full round that ends past BUDGET_S seconds of measuring (the JSON
  * says how many rounds ran): for the slow emulated VM tier.
@@ -67,12 +68,16 @@ static struct variant variants[MAX_VARIANTS];
 static int n_variants;
 static int timeout_s = 60;
 static const char *errdir;
-static volatile sig_atomic_t alarm_fired;
+static volatile sig_atomic_t alarm_fired, stop_sig;
 
 static void on_alarm(int sig) {
   (void)sig;
   alarm_fired = 1;
 }
+
+/* SIGINT/SIGTERM: pass the signal on to the running step, then stop without output (the
+ * caller, tools/bench/run, cleans up containers and cgroups). */
+static void on_stop(int sig) { stop_sig = sig; }
 
 static double now_ms(void) {
   struct timespec ts;
@@ -173,7 +178,12 @@ static double run_step(int vi, const struct step *s, char *msg, size_t msgsz) {
   alarm_fired = 0;
   alarm((unsigned)timeout_s);
   pid_t w;
+  bool forwarded = false;
   while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    if (stop_sig && !forwarded) {
+      kill(pid, stop_sig); /* our own child, by pid */
+      forwarded = true;
+    }
     if (alarm_fired) {
       kill(pid, SIGKILL); /* our own child, by pid */
       alarm_fired = 0;
@@ -217,6 +227,7 @@ static void run_variant(int vi, bool record) {
     const struct step *s = &v->steps[i];
     char msg[480];
     double dt = run_step(vi, s, msg, sizeof msg);
+    if (stop_sig) exit(128 + stop_sig);
     if (!s->timed) continue;
     if (dt < 0) {
       v->failed = true;
@@ -309,6 +320,9 @@ int main(int argc, char **argv) {
   parse_plan(argv[optind]);
   struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: waitpid returns EINTR */
   sigaction(SIGALRM, &sa, NULL);
+  struct sigaction st = {.sa_handler = on_stop};
+  sigaction(SIGINT, &st, NULL);
+  sigaction(SIGTERM, &st, NULL);
 
   for (int vi = 0; vi < n_variants; vi++) {
     struct variant *v = &variants[vi];

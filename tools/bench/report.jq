@@ -17,11 +17,11 @@ def table($scens):
 
 "## bivy benchmarks",
 "",
-"Machine: \(.machine.cpu), \(.machine.cores) cores, \(.machine.memory), kernel \(.machine.kernel), cgroups \(.machine.cgroups); \(.machine.date).",
+"Machine: \(.machine.cpu), \(.machine.cores) cores, \(.machine.memory), kernel \(.machine.kernel), cgroups \(.machine.cgroups); \(.machine.date); load average at start \(.machine.loadavg // "?") (other work on the machine adds noise: compare ratios within a table, the rounds are interleaved).",
 "Peers: \(.machine.runc); \(.machine.crun). bivy: \(.machine.bivy) (verbs: \(.machine.bivy_verbs | join(" "))).",
 "Method: per scenario every runtime runs interleaved (A B C, B C A, ...), \(.config.warmup) warm-up + \(.config.rounds) measured rounds, timed by \(.config.harness); same bundle for all (runc spec defaults + pid/net/ipc/uts/mount/cgroup namespaces, memory+pids limits, masked paths); seccomp: \(.config.seccomp_profile). Ratios are of medians; update is per call.",
 "",
-"### Host (\(.machine.cgroups))",
+"### Host: cgroups \(.machine.cgroups)",
 "",
 "crun refuses every container on this hybrid host (\"cgroups in hybrid mode not supported\"), so here bivy is compared with runc and the floors; the crun comparison is in the VM tier below.",
 "",
@@ -52,7 +52,10 @@ table(.scenarios),
 (if .breakdown == null or (.breakdown | has("bivy") | not) then
    "bivy run is not available yet: no breakdown." +
    (if .breakdown.runc then " For reference, runc's timeline (strace -f, key syscalls; strace inflates every step, read as proportions):" else "" end)
- else "bivy --debug time stamps (last of 3 runs), then an strace -f timeline of key syscalls (strace inflates every step: read as proportions)." end),
+ else "bivy --debug time stamps, then an strace -f timeline of key syscalls for bivy and runc (strace inflates every step: read as proportions)." end),
+"",
+(.scenarios[] | select(.id == "csd") | .variants[] | select(.name == "bivy" and .ok)
+  | "The three phases from the create + start + delete scenario (medians): " + (.steps | to_entries | map("\(.key) \(.value.median | ms) ms") | join(", ")) + "."),
 "",
 (if (.breakdown.bivy_debug // []) | length > 0 then
    "**bivy --debug** (median of 7 `bivy run` of the lifecycle bundle, ms since the verb started):",

@@ -66,7 +66,7 @@ static int run_events(struct bivy_global *g, int argc, char **argv, bivy_error_t
   int r = cgv_open(g, "events", id, false, &c, err);
   if (r < 0) return r;
   if (once) return emit_stats(c.cg, id, err);
-  if (strcmp(c.status, "stopped") == 0) return bivy_error(err, EINVAL, "events: container %s is not running", id);
+  if (strcmp(c.status, "stopped") == 0) return bivy_error(err, 0, "events: container %s is not running", id);
 
   /* the container's init: its exit ends the stream (pidfd, checked against pid reuse) */
   pid_t pid = (pid_t)json_integer_value(json_object_get(c.state, "pid"));
@@ -75,7 +75,7 @@ static int run_events(struct bivy_global *g, int argc, char **argv, bivy_error_t
   json_t *ps = json_object_get(c.state, "pid_start");
   if (pidfd >= 0 && json_is_integer(ps) &&
       (bivy_proc_start_time(pid, &start) < 0 || start != (unsigned long long)json_integer_value(ps)))
-    return bivy_error(err, EINVAL, "events: container %s is not running", id);
+    return bivy_error(err, 0, "events: container %s is not running", id);
   if (pidfd < 0) return bivy_error_errno(err, "events: container %s: watch pid %d", id, (int)pid);
   _cleanup_close_ int oomfd = bivy_cgroup_oom_fd(c.cg, err);
   if (oomfd < 0) return bivy_error_wrap(err, "events: container %s", id);

@@ -15,7 +15,7 @@ static int run_pause(struct bivy_global *g, int argc, char **argv, bivy_error_t 
   int r = cgv_open(g, "pause", id, true, &c, err);
   if (r < 0) return r;
   if (strcmp(c.status, "running") != 0)
-    return bivy_error(err, EINVAL, "pause: container %s is not running (status: %s)", id, c.status);
+    return bivy_error(err, 0, "pause: container %s is not running (status: %s)", id, c.status);
   if ((r = bivy_cgroup_freeze(c.cg, true, err)) < 0) return bivy_error_wrap(err, "pause: container %s", id);
   json_object_set_new(c.state, "paused", json_true());
   if ((r = bivy_state_save(g->root, id, c.state, err)) < 0) {

@@ -15,7 +15,7 @@ static int run_resume(struct bivy_global *g, int argc, char **argv, bivy_error_t
   int r = cgv_open(g, "resume", id, true, &c, err);
   if (r < 0) return r;
   if (strcmp(c.status, "paused") != 0)
-    return bivy_error(err, EINVAL, "resume: container %s is not paused (status: %s)", id, c.status);
+    return bivy_error(err, 0, "resume: container %s is not paused (status: %s)", id, c.status);
   if ((r = bivy_cgroup_freeze(c.cg, false, err)) < 0) return bivy_error_wrap(err, "resume: container %s", id);
   json_object_set_new(c.state, "paused", json_false());
   if ((r = bivy_state_save(g->root, id, c.state, err)) < 0) return bivy_error_wrap(err, "resume: container %s", id);

@@ -49,15 +49,15 @@ static int size_arg(const char *flag, const char *arg, bool allow_unlimited, int
     *out = -1;
     return 0;
   }
-  if (bivy_parse_size(arg, out) < 0) return bivy_error(err, EINVAL, "update: %s: invalid size \"%s\"", flag, arg);
-  if (*out == 0 && allow_unlimited) return bivy_error(err, EINVAL, "update: %s: a limit of 0 bytes is not allowed", flag);
+  if (bivy_parse_size(arg, out) < 0) return bivy_error(err, 0, "update: %s: invalid size \"%s\"", flag, arg);
+  if (*out == 0 && allow_unlimited) return bivy_error(err, 0, "update: %s: a limit of 0 bytes is not allowed", flag);
   return 0;
 }
 
 static int int_arg(const char *flag, const char *arg, int64_t min, int64_t max, int64_t *out, bivy_error_t *err) {
-  if (bivy_parse_i64(arg, out) < 0) return bivy_error(err, EINVAL, "update: %s: invalid number \"%s\"", flag, arg);
+  if (bivy_parse_i64(arg, out) < 0) return bivy_error(err, 0, "update: %s: invalid number \"%s\"", flag, arg);
   if (*out < min || *out > max)
-    return bivy_error(err, ERANGE, "update: %s: %s is out of range %" PRId64 "-%" PRId64, flag, arg, min, max);
+    return bivy_error(err, 0, "update: %s: %s is out of range %" PRId64 "-%" PRId64, flag, arg, min, max);
   return 0;
 }
 
@@ -70,11 +70,11 @@ static int read_resources_file(const char *path, json_t **out, bivy_error_t *err
   json_error_t je;
   json_t *j = json_loadb(text, len, 0, &je);
   if (j == NULL)
-    return bivy_error(err, EINVAL, "update: -r %s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
+    return bivy_error(err, 0, "update: -r %s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
                       je.text);
   if (!json_is_object(j)) {
     json_decref(j);
-    return bivy_error(err, EINVAL, "update: -r %s: must be a JSON object (OCI LinuxResources)", path);
+    return bivy_error(err, 0, "update: -r %s: must be a JSON object (OCI LinuxResources)", path);
   }
   *out = j;
   return 0;
@@ -148,7 +148,7 @@ static int parse(int argc, char **argv, struct upd *u, const char **rfile, const
         errno = 0;
         u->cpus = strtod(optarg, &end);
         if (errno || end == optarg || *end || !isfinite(u->cpus) || u->cpus <= 0 || u->cpus > 4096)
-          return bivy_error(err, EINVAL, "update: --cpus: invalid number of CPUs \"%s\" (a decimal > 0, e.g. 1.5)", optarg);
+          return bivy_error(err, 0, "update: --cpus: invalid number of CPUs \"%s\" (a decimal > 0, e.g. 1.5)", optarg);
         u->cpus_set = true;
         char name[64];
         snprintf(name, sizeof name, "--cpus %s", optarg);
@@ -157,7 +157,7 @@ static int parse(int argc, char **argv, struct upd *u, const char **rfile, const
       }
       case O_QUOTA:
         if ((r = int_arg(fl, optarg, -1, INT64_MAX / 2, &v, err)) < 0) return r;
-        if (v >= 0 && v < 1000) return bivy_error(err, ERANGE, "update: --cpu-quota: %s is below 1000 microseconds", optarg);
+        if (v >= 0 && v < 1000) return bivy_error(err, 0, "update: --cpu-quota: %s is below 1000 microseconds", optarg);
         set_int(u, "cpu", "quota", v, fl, optarg);
         break;
       case O_PERIOD:
@@ -184,7 +184,7 @@ static int parse(int argc, char **argv, struct upd *u, const char **rfile, const
         const char *key = ch == O_CPUSET_CPUS ? "cpus" : "mems";
         uint8_t bits[1024];
         if (*optarg == '\0' || bivy_cgroup_parse_list(optarg, bits, sizeof bits * 8) < 0)
-          return bivy_error(err, EINVAL, "update: %s: \"%s\" is not a list like 0-2,4", fl, optarg);
+          return bivy_error(err, 0, "update: %s: \"%s\" is not a list like 0-2,4", fl, optarg);
         json_object_set_new(sub(u->res, "cpu"), key, json_string(optarg));
         char field[64], name[256];
         snprintf(field, sizeof field, "linux.resources.cpu.%s", key);
@@ -208,7 +208,7 @@ static int parse(int argc, char **argv, struct upd *u, const char **rfile, const
         break;
       case O_RECLAIM:
         if (cgv_parse_duration(optarg, &o->reclaim_timeout_ms) < 0)
-          return bivy_error(err, EINVAL, "update: --reclaim-timeout: invalid duration \"%s\" (e.g. 2s, 500ms)", optarg);
+          return bivy_error(err, 0, "update: --reclaim-timeout: invalid duration \"%s\" (e.g. 2s, 500ms)", optarg);
         break;
       case O_FORCE: o->force = true; break;
       default: return bivy_cli_usage_error(err, "update", "unknown option");
@@ -238,7 +238,7 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
 
   _cleanup_cgv_ struct cgv c = {.lock = -1};
   if ((r = cgv_open(g, "update", id, true, &c, err)) < 0) return r;
-  if (strcmp(c.status, "stopped") == 0) return bivy_error(err, EINVAL, "update: container %s is stopped", id);
+  if (strcmp(c.status, "stopped") == 0) return bivy_error(err, 0, "update: container %s is stopped", id);
 
   bool cpu_v2 = bivy_cgroup_on_v2(c.cg, "cpu");
   if (u.cpus_set) {
@@ -246,7 +246,7 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
     int64_t period = json_is_integer(json_object_get(cpu, "period")) ? json_integer_value(json_object_get(cpu, "period"))
                                                                        : 100000;
     int64_t quota = (int64_t)(u.cpus * (double)period + 0.5);
-    if (quota < 1000) return bivy_error(err, ERANGE, "update: --cpus: %g CPUs is below the 1000 microseconds minimum quota", u.cpus);
+    if (quota < 1000) return bivy_error(err, 0, "update: --cpus: %g CPUs is below the 1000 microseconds minimum quota", u.cpus);
     json_object_set_new(cpu, "quota", json_integer(quota));
     json_object_set_new(cpu, "period", json_integer(period));
   }

@@ -1,29 +1,282 @@
-/* bivyd: the bivy supervisor (restart policies, health checks, OOM awareness). Being built
- * in the "bivyd" issue; for now it only answers --help and --version. */
+/* bivyd: the bivy supervisor. One process, one thread, one epoll loop: the control socket,
+ * a pidfd per instance (exit detection), an OOM fd per instance, health probes, and a
+ * single timerfd for every back-off, stop and health deadline. See bivyd.h for the files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/cleanup.h"
+#include "runtime/util.h"
+#include "tools/bivyd/bivyd.h"
 
 #ifndef BIVY_VERSION
 #define BIVY_VERSION "0.1.0"
 #endif
 
+struct bivyd D;
+static int sig_pipe[2] = {-1, -1};
+
 static const char usage[] =
-    "Usage: bivyd [--root DIR] [--state-dir DIR] [--socket PATH]\n"
+    "Usage: bivyd [OPTIONS]\n"
     "\n"
-    "Supervise bivy instances: restart on exit, OOM kill or failed health check.\n"
-    "(not implemented yet: see the README's roadmap)\n";
+    "Supervise bivy instances: start them, watch them through pidfds in one epoll loop,\n"
+    "restart them by policy (no, on-failure[:N], always, unless-stopped) with back-off,\n"
+    "detect OOM kills and failing health checks, capture their output into rotating log\n"
+    "files, and keep the desired state on disk so that a restarted bivyd re-adopts the\n"
+    "instances still running (no restart, no duplicate) and brings back the others.\n"
+    "Clients talk to it with `bivy up/down/restart/ls/inspect/logs/resize/metrics/monitor`\n"
+    "over a unix socket speaking line-delimited JSON (root only: mode 0600 + peer check).\n"
+    "SIGTERM/SIGINT stop bivyd and leave the instances running.\n"
+    "\n"
+    "Options:\n"
+    "  --root DIR            bivy state root for the containers (default /run/bivy)\n"
+    "  --state-dir DIR       desired state, logs, generated bundles (default /var/lib/bivy)\n"
+    "  --socket PATH         control socket (default /run/bivy/bivyd.sock)\n"
+    "  --cgroup-parent PATH  cgroupsPath parent of instances without one (default bivyd:\n"
+    "                        /bivy/bivyd/NAME; an absolute path is taken from the root)\n"
+    "  --max-backoff D       longest restart back-off (default 30s; e.g. 500ms, 2m)\n"
+    "  --log-max-size SIZE   rotate an instance's log at SIZE (default 1M; one old file kept)\n"
+    "  --debug               log every request and timing to stderr\n"
+    "  --version             print the version\n"
+    "  -h, --help            this help\n";
+
+void bivyd_rfc3339(char *buf, size_t len) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+void bivyd_log(const char *fmt, ...) {
+  char ts[40];
+  bivyd_rfc3339(ts, sizeof ts);
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "bivyd %s ", ts);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+uint64_t bivyd_now_ms(void) { return bivy_now_ns() / 1000000; }
+
+int bivyd_watch_add(int fd, uint32_t events, struct watch *w) {
+  struct epoll_event ev = {.events = events, .data.ptr = w};
+  return epoll_ctl(D.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void bivyd_watch_del(int fd) {
+  if (fd >= 0) epoll_ctl(D.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void on_signal(int sig) {
+  char c = (char)sig;
+  int saved = errno;
+  ssize_t w = write(sig_pipe[1], &c, 1);
+  (void)w;
+  errno = saved;
+}
+
+static int setup(bivy_error_t *err) {
+  int r;
+  if ((r = bivy_mkdir_p(D.state_dir, 0700, err)) < 0) return r;
+  _cleanup_free_ char *lock = NULL, *idir = NULL, *ldir = NULL, *bdir = NULL;
+  if (asprintf(&lock, "%s/bivyd.lock", D.state_dir) < 0 || asprintf(&idir, "%s/instances", D.state_dir) < 0 ||
+      asprintf(&ldir, "%s/logs", D.state_dir) < 0 || asprintf(&bdir, "%s/bundles", D.state_dir) < 0)
+    return bivy_error(err, ENOMEM, "paths");
+  if ((r = bivy_mkdir_p(idir, 0700, err)) < 0 || (r = bivy_mkdir_p(ldir, 0700, err)) < 0 ||
+      (r = bivy_mkdir_p(bdir, 0700, err)) < 0)
+    return r;
+  D.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (D.lock_fd < 0) return bivy_error_errno(err, "open %s", lock);
+  /* one daemon per state dir: two would fight over the same instances */
+  if (flock(D.lock_fd, LOCK_EX | LOCK_NB) < 0)
+    return bivy_error(err, errno == EWOULDBLOCK ? EBUSY : errno, "--state-dir %s: another bivyd uses it", D.state_dir);
+  D.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (D.devnull < 0) return bivy_error_errno(err, "open /dev/null");
+  /* bivy_container_exec (health probes) joins the instance's pid namespace for our
+   * children: we return to our own after each probe */
+  D.self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (D.self_pidns < 0) return bivy_error_errno(err, "open /proc/self/ns/pid");
+  D.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (D.epfd < 0) return bivy_error_errno(err, "epoll_create1");
+  D.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (D.timer_fd < 0) return bivy_error_errno(err, "timerfd_create");
+  D.w_timer = (struct watch){W_TIMER, NULL};
+  bivyd_watch_add(D.timer_fd, EPOLLIN, &D.w_timer);
+  if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return bivy_error_errno(err, "pipe2");
+  D.sig_fd = sig_pipe[0];
+  D.w_sig = (struct watch){W_SIGNAL, NULL};
+  bivyd_watch_add(D.sig_fd, EPOLLIN, &D.w_sig);
+  /* a handler, not a blocked mask + signalfd: instances inherit the signal mask of the
+   * process that clones them, handlers are reset by execve */
+  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  D.events = json_array();
+  return 0;
+}
+
+static void arm_timer(void) {
+  uint64_t due = sv_next_due();
+  struct itimerspec its = {0};
+  if (due) {
+    its.it_value.tv_sec = (time_t)(due / 1000000000ull);
+    its.it_value.tv_nsec = (long)(due % 1000000000ull);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+  }
+  timerfd_settime(D.timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void loop(void) {
+  struct epoll_event evs[64];
+  while (!D.quit) {
+    arm_timer();
+    int n = epoll_wait(D.epfd, evs, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      bivyd_log("epoll_wait: %s", strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      struct watch *w = evs[i].data.ptr;
+      switch (w->kind) {
+        case W_LISTEN: bivyd_server_accept(); break;
+        case W_CLIENT: bivyd_client_event(w->ptr, evs[i].events); break;
+        case W_SIGNAL: {
+          char buf[16];
+          ssize_t k = read(D.sig_fd, buf, sizeof buf);
+          for (ssize_t j = 0; j < k; j++)
+            if (buf[j] != SIGHUP) D.quit = true;
+          break;
+        }
+        case W_TIMER: {
+          uint64_t x;
+          ssize_t k = read(D.timer_fd, &x, sizeof x);
+          (void)k;
+          break;
+        }
+        case W_PIDFD: {
+          struct bivyd_inst *in = w->ptr;
+          if (!in->removed) sv_exited(in);
+          break;
+        }
+        case W_OOM: {
+          struct bivyd_inst *in = w->ptr;
+          if (!in->removed) oom_event(in);
+          break;
+        }
+        case W_PROBE: {
+          struct bivyd_inst *in = w->ptr;
+          if (!in->removed) health_probe_event(in, evs[i].events);
+          break;
+        }
+      }
+    }
+    sv_timers(bivy_now_ns());
+    bivyd_clients_reap();
+    insts_reap();
+  }
+}
 
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      fputs(usage, stdout);
-      return 0;
-    }
-    if (strcmp(argv[i], "--version") == 0) {
-      printf("bivyd version %s\n", BIVY_VERSION);
-      return 0;
+  D = (struct bivyd){.root = "/run/bivy", .state_dir = "/var/lib/bivy", .socket_path = "/run/bivy/bivyd.sock",
+                     .cgroup_parent = "bivyd", .max_backoff_ms = BIVY_SV_DEFAULT_MAX_BACKOFF_MS,
+                     .log_max = 1024 * 1024, .epfd = -1, .listen_fd = -1, .sig_fd = -1, .timer_fd = -1,
+                     .lock_fd = -1, .devnull = -1, .self_pidns = -1};
+  enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION };
+  static const struct option opts[] = {{"root", required_argument, NULL, O_ROOT},
+                                       {"state-dir", required_argument, NULL, O_STATE},
+                                       {"socket", required_argument, NULL, O_SOCKET},
+                                       {"cgroup-parent", required_argument, NULL, O_CGP},
+                                       {"max-backoff", required_argument, NULL, O_BACKOFF},
+                                       {"log-max-size", required_argument, NULL, O_LOGMAX},
+                                       {"debug", no_argument, NULL, O_DEBUG},
+                                       {"version", no_argument, NULL, O_VERSION},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0, 0, 0, 0}};
+  int c;
+  int64_t v;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+      case O_ROOT: D.root = optarg; break;
+      case O_STATE: D.state_dir = optarg; break;
+      case O_SOCKET: D.socket_path = optarg; break;
+      case O_CGP:
+        if (*optarg == '\0' || strstr(optarg, "..")) {
+          fprintf(stderr, "bivyd: --cgroup-parent: invalid path \"%s\"\n", optarg);
+          return 2;
+        }
+        D.cgroup_parent = optarg;
+        break;
+      case O_BACKOFF:
+        if (bivy_sv_duration_parse(optarg, &D.max_backoff_ms) < 0 || D.max_backoff_ms < BIVY_SV_BACKOFF_FIRST_MS) {
+          fprintf(stderr, "bivyd: --max-backoff: invalid duration \"%s\" (at least 100ms)\n", optarg);
+          return 2;
+        }
+        break;
+      case O_LOGMAX:
+        if (bivy_parse_size(optarg, &v) < 0 || v < 4096) {
+          fprintf(stderr, "bivyd: --log-max-size: invalid size \"%s\" (at least 4k)\n", optarg);
+          return 2;
+        }
+        D.log_max = (uint64_t)v;
+        break;
+      case O_DEBUG: D.debug = true; break;
+      case O_VERSION: printf("bivyd version %s\n", BIVY_VERSION); return 0;
+      case 'h': fputs(usage, stdout); return 0;
+      default: fprintf(stderr, "bivyd: see 'bivyd --help'\n"); return 2;
     }
   }
-  fputs("bivyd: not implemented yet\n", stderr);
-  return 1;
+  if (optind < argc) {
+    fprintf(stderr, "bivyd: unexpected argument \"%s\" (see 'bivyd --help')\n", argv[optind]);
+    return 2;
+  }
+  /* our own session: the instances (which stay in it) must not get a terminal's hangup or
+   * a shell's job-control signals, and must outlive us */
+  setsid();
+  /* fds 0-2 must exist, or /dev/null and log files would land there */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd) return 1;
+  /* an instance holds a pidfd, an OOM fd and its cgroup dirs: lift the soft fd limit */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (setup(&err) < 0 || bivyd_server_open(&err) < 0) {
+    fprintf(stderr, "bivyd: %s\n", err->msg);
+    return 1;
+  }
+  if (insts_load(&err) < 0) {
+    fprintf(stderr, "bivyd: %s\n", err->msg);
+    unlink(D.socket_path);
+    return 1;
+  }
+  bivyd_log("ready: socket %s, state %s, root %s, %zu instances", D.socket_path, D.state_dir, D.root, D.n_insts);
+  sd_notify(0, "READY=1\nSTATUS=supervising");
+  loop();
+  sd_notify(0, "STOPPING=1");
+  bivyd_log("stopping (instances keep running; a new bivyd re-adopts them)");
+  for (struct bivyd_inst *in = D.insts; in; in = in->next) sv_detach(in);
+  unlink(D.socket_path);
+  return 0;
 }

@@ -1,0 +1,82 @@
+# make bench: the timing harness and tools/bench/run (one short round, nothing left behind).
+NEEDS="runc gcc jq ip"
+
+bench_harness() {
+  gcc -O2 -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$T/benchtime" "$REPO/tools/bench/benchtime.c" -lm
+}
+
+# nothing of run PID is left: cgroups, network namespaces, bundles, work dirs, containers
+assert_bench_clean() {
+  local pid=$1
+  local left
+  left=$(ls -d /sys/fs/cgroup/bivybench-"$pid" /sys/fs/cgroup/*/bivybench-"$pid" 2>/dev/null || true)
+  assert_eq "$left" "" "cgroups left by bench run $pid"
+  left=$(ip netns list | grep -E "bench-(net|ipc)-$pid\b" || true)
+  assert_eq "$left" "" "network namespaces left by bench run $pid"
+  [ ! -e "$BUILD/bench/bundles-$pid" ] || fail "bundles left: $BUILD/bench/bundles-$pid"
+  left=$(grep -c "bench-.*-$pid\|bivy-bench" /proc/self/mountinfo || true)
+  assert_eq "$left" "0" "mounts left by bench run $pid"
+  # (a process left in a container would have kept its cgroup alive: checked above)
+  left=$(ps -eo args | grep -c "[b]ench/bundles-$pid/" || true)
+  assert_eq "$left" "0" "runtime processes left by bench run $pid"
+}
+
+test_harness_counts_rounds_and_reports_failures() {
+  bench_harness
+  printf 'V\tok\nS\tstep\t/bin/true\nS\tstep\t/bin/true\nU\tclean\t/bin/false\n' >"$T/plan"
+  printf 'V\tfails\nS\tstep\t/bin/sh\t-c\techo boom >&2; exit 3\n' >>"$T/plan"
+  printf 'V\thangs\nS\tstep\t/bin/sleep\t30\n' >>"$T/plan"
+  mkdir "$T/err"
+  "$T/benchtime" -r 4 -w 1 -t 1 -e "$T/err" -o "$T/out.json" "$T/plan"
+  assert_eq "$(jq -r '.rounds' "$T/out.json")" 4
+  # two timed steps with one label are pooled; the failing untimed step does not count
+  assert_eq "$(jq -r '.variants[0] | [.ok, .total.n, .steps.step.n, (.samples | length)] | @tsv' "$T/out.json")" \
+    "$(printf 'true\t4\t8\t4')"
+  jq -e '.variants[0].total | .median > 0 and .p90 >= .median and .max >= .p90' "$T/out.json" >/dev/null ||
+    fail "bad statistics: $(jq -c '.variants[0].total' "$T/out.json")"
+  assert_eq "$(jq -r '.variants[1] | [.ok, .total.n] | @tsv' "$T/out.json")" "$(printf 'false\t0')"
+  assert_eq "$(jq -r '.variants[1].error' "$T/out.json")" "step: exit 3: boom"
+  assert_contains "$(jq -r '.variants[2].error' "$T/out.json")" "timed out after 1 s"
+  expect_fail "expected one PLAN" "$T/benchtime" -r 0 "$T/plan"
+}
+
+test_bench_run_one_round_and_clean_up() {
+  local pid rc=0
+  BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only lifecycle,update,net \
+    --rounds 1 --warmup 0 --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
+  pid=$!
+  wait $pid || rc=$?
+  [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
+  assert_bench_clean $pid
+  # every runtime and floor has a row: measured, or n/a with the reason
+  jq -e '[.scenarios[] | select(.id == "lifecycle") | .variants[] | .name] | sort ==
+         ["bivy", "crun", "floor: fork+exec", "floor: unshare", "runc"]' "$T/r.json" >/dev/null ||
+    fail "lifecycle rows: $(jq -c '[.scenarios[0].variants[].name]' "$T/r.json")"
+  jq -e '[.scenarios[].variants[] | select(.ok | not) | .error | length > 0] | all' "$T/r.json" >/dev/null ||
+    fail "an n/a row without a reason"
+  jq -e '.scenarios[] | select(.id == "lifecycle") | .variants[] | select(.name == "runc") | .ok and .total.n == 1' \
+    "$T/r.json" >/dev/null || fail "runc lifecycle not measured: $(jq -c '.scenarios[0].variants' "$T/r.json")"
+  jq -e '.machine.kernel != "" and (.machine.cgroups | length > 0) and (.targets | length) >= 6' "$T/r.json" >/dev/null ||
+    fail "machine info or targets missing"
+  assert_contains "$(cat "$T/report.md")" "| lifecycle: run /bin/true | runc |"
+  assert_contains "$(cat "$T/report.md")" "### Targets"
+}
+
+bench_has_cgroup() { ls -d /sys/fs/cgroup/bivybench-"$1"/* /sys/fs/cgroup/*/bivybench-"$1"/* >/dev/null 2>&1; }
+
+test_bench_sigterm_leaves_nothing() {
+  local pid i
+  BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only lifecycle --rounds 500 \
+    --out "$T/r.json" >"$T/out" 2>&1 &
+  pid=$!
+  on_exit "kill -TERM $pid 2>/dev/null"
+  # wait until containers are being made (a cgroup of this run exists), then stop it
+  wait_for bench_has_cgroup $pid
+  kill -TERM $pid
+  local rc=0
+  wait $pid || rc=$?
+  assert_eq "$rc" 130 "exit status after SIGTERM"
+  assert_contains "$(cat "$T/out")" "interrupted"
+  assert_bench_clean $pid
+  [ ! -e "$T/r.json" ] || fail "a results file from an interrupted run"
+}

@@ -1,0 +1,382 @@
+/* Request handlers. Every request is {"verb": "...", ...}; every answer {"ok": true, ...}
+ * or {"ok": false, "error": "..."}. down and restart answer once the instance stopped. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/cleanup.h"
+#include "runtime/state.h"
+#include "runtime/util.h"
+#include "tools/bivyd/bivyd.h"
+
+#ifndef BIVY_VERSION
+#define BIVY_VERSION "0.1.0"
+#endif
+
+static void ok(struct bivyd_client *c, json_t *extra) {
+  json_t *m = json_pack("{s:b}", "ok", 1);
+  if (extra) {
+    json_object_update(m, extra);
+    json_decref(extra);
+  }
+  bivyd_client_send(c, m);
+}
+
+static struct bivyd_inst *need_inst(struct bivyd_client *c, json_t *req, const char *verb) {
+  const char *name = json_string_value(json_object_get(req, "name"));
+  if (name == NULL) {
+    bivyd_client_send_error(c, "%s: \"name\" is required (a string)", verb);
+    return NULL;
+  }
+  struct bivyd_inst *in = inst_find(name);
+  if (in == NULL) bivyd_client_send_error(c, "%s: no instance named \"%s\"", verb, name);
+  return in;
+}
+
+static void add_waiter(struct bivyd_inst *in, struct bivyd_client *c) {
+  if (in->n_waiters < (int)(sizeof in->waiters / sizeof in->waiters[0])) in->waiters[in->n_waiters++] = c->id;
+  else ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
+}
+
+static void do_up(struct bivyd_client *c, json_t *req) {
+  const char *name = json_string_value(json_object_get(req, "name"));
+  if (name == NULL || !bivy_id_valid(name) || strlen(name) > 128) {
+    bivyd_client_send_error(c, "up: name: must be 1-128 characters of [A-Za-z0-9_.+-]");
+    return;
+  }
+  json_t *spec = json_object_get(req, "spec");
+  struct bivyd_inst *in = inst_find(name);
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (spec) {
+    _cleanup_json_ json_t *copy = json_deep_copy(spec);
+    if (bivy_sv_spec_check(copy, &err) < 0) {
+      bivyd_client_send_error(c, "up %s: %s", name, err->msg);
+      return;
+    }
+    /* what bivyd would create, checked now so that a bad spec fails here */
+    _cleanup_json_ json_t *cfg = NULL;
+    if (bivy_sv_make_config(copy, name, D.cgroup_parent, &cfg, &err) < 0) {
+      bivyd_client_send_error(c, "up %s: %s", name, err->msg);
+      return;
+    }
+    if (in && (in->state == S_RUNNING || in->state == S_STOPPING || in->state == S_STARTING)) {
+      bivyd_client_send_error(c, "up %s: the instance is %s (bivy down it first)", name, inst_state_name(in));
+      return;
+    }
+    if (in) { /* a new spec for a stopped instance: same name, same address lease */
+      json_decref(in->spec);
+      in->spec = json_incref(copy);
+      bivy_sv_restart_parse(json_string_value(json_object_get(copy, "restart")), &in->rp);
+    } else {
+      in = inst_new(name, copy);
+      if (in == NULL) {
+        bivyd_client_send_error(c, "up %s: out of memory", name);
+        return;
+      }
+      bivyd_event(in, "up", NULL);
+      in->state = S_STOPPED;
+      if (sv_start(in, &err) < 0) { /* a failed up leaves nothing behind */
+        bivyd_client_send_error(c, "up %s: %s", name, err->msg);
+        in->removed = true;
+        inst_remove_files(in);
+        return;
+      }
+      ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
+      return;
+    }
+  } else if (in == NULL) {
+    bivyd_client_send_error(c, "up %s: no such instance: give --bundle or --rootfs -- CMD", name);
+    return;
+  }
+  if (in->state == S_RUNNING || in->state == S_STOPPING || in->state == S_STARTING) {
+    bivyd_client_send_error(c, "up %s: the instance is already %s", name, inst_state_name(in));
+    return;
+  }
+  in->user_stopped = false;
+  in->due_restart = 0;
+  in->failure_restarts = 0;
+  in->quick_failures = 0;
+  in->backoff_next_ms = 0;
+  in->state = S_STARTING;
+  if (sv_start(in, &err) < 0) {
+    in->state = S_EXITED;
+    snprintf(in->last_exit, sizeof in->last_exit, "start-failed");
+    inst_save(in);
+    bivyd_client_send_error(c, "up %s: %s", name, err->msg);
+    return;
+  }
+  ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
+}
+
+static uint64_t timeout_of(json_t *req) {
+  json_t *t = json_object_get(req, "timeout_ms");
+  return json_is_integer(t) && json_integer_value(t) >= 0 ? (uint64_t)json_integer_value(t) : 10000;
+}
+
+static void do_down(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "down");
+  if (in == NULL) return;
+  in->restart_requested = false;
+  sv_stop(in, timeout_of(req));
+  if (in->state == S_STOPPING) add_waiter(in, c);
+  else ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
+}
+
+static void do_rm(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "rm");
+  if (in == NULL) return;
+  if (in->state == S_RUNNING || in->state == S_STOPPING || in->state == S_STARTING) {
+    bivyd_client_send_error(c, "rm %s: the instance is %s (bivy down it first)", in->name, inst_state_name(in));
+    return;
+  }
+  sv_cleanup_container(in);
+  inst_remove_files(in);
+  bivyd_event(in, "removed", NULL);
+  in->removed = true;
+  ok(c, NULL);
+}
+
+static void do_restart(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "restart");
+  if (in == NULL) return;
+  if (in->state == S_RUNNING || in->state == S_STOPPING) {
+    sv_stop(in, timeout_of(req));
+    in->restart_requested = true;
+    add_waiter(in, c);
+    return;
+  }
+  _cleanup_error_ bivy_error_t err = NULL;
+  in->user_stopped = false;
+  in->due_restart = 0;
+  in->state = S_STARTING;
+  if (sv_start(in, &err) < 0) {
+    in->state = S_EXITED;
+    inst_save(in);
+    bivyd_client_send_error(c, "restart %s: %s", in->name, err->msg);
+    return;
+  }
+  ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp((*(struct bivyd_inst *const *)a)->name, (*(struct bivyd_inst *const *)b)->name);
+}
+
+static void do_ls(struct bivyd_client *c) {
+  json_t *arr = json_array();
+  struct bivyd_inst **v = calloc(D.n_insts + 1, sizeof *v);
+  size_t n = 0;
+  for (struct bivyd_inst *in = D.insts; in && v; in = in->next)
+    if (!in->removed) v[n++] = in;
+  if (v) qsort(v, n, sizeof *v, cmp_name);
+  for (size_t i = 0; i < n; i++) json_array_append_new(arr, inst_summary(v[i]));
+  free(v);
+  ok(c, json_pack("{s:o}", "instances", arr));
+}
+
+static void do_inspect(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "inspect");
+  if (in == NULL) return;
+  json_t *j = inst_summary(in);
+  _cleanup_free_ char *log = inst_path("logs", in->name, ".log");
+  json_object_set(j, "spec", in->spec);
+  json_object_set_new(j, "started_at", json_string(in->started_at));
+  json_object_set_new(j, "failure_restarts", json_integer(in->failure_restarts));
+  json_object_set_new(j, "quick_failures", json_integer(in->quick_failures));
+  json_object_set_new(j, "next_backoff_ms", json_integer((json_int_t)in->backoff_next_ms));
+  json_object_set_new(j, "adopted", json_boolean(in->adopted));
+  json_object_set_new(j, "user_stopped", json_boolean(in->user_stopped));
+  json_object_set_new(j, "log", json_string(log ? log : ""));
+  json_object_set_new(j, "root", json_string(D.root));
+  if (in->state == S_RUNNING) {
+    json_object_set_new(j, "pid_start", json_integer((json_int_t)in->pid_start));
+    json_object_set_new(j, "uptime_ms", json_integer((json_int_t)((bivy_now_ns() - in->started_ns) / 1000000)));
+  }
+  if (in->last_error) json_object_set_new(j, "last_error", json_string(in->last_error));
+  if (json_object_get(in->spec, "health"))
+    json_object_set_new(j, "health_detail",
+                        json_pack("{s:s, s:i, s:s?}", "status", in->health, "failing_streak", (int)in->health_streak,
+                                  "last_error", in->probe_output));
+  if (in->cg && in->state == S_RUNNING) {
+    _cleanup_error_ bivy_error_t err = NULL;
+    json_t *lim = NULL;
+    if (bivy_cgroup_limits(in->cg, &lim, &err) == 0) json_object_set_new(j, "limits_now", lim);
+    json_object_set_new(j, "cgroup", json_string(bivy_cgroup_dir(in->cg)));
+  }
+  json_t *evs = json_array();
+  size_t i;
+  json_t *e;
+  json_array_foreach(D.events, i, e) if (strcmp(json_string_value(json_object_get(e, "name")), in->name) == 0)
+      json_array_append(evs, e);
+  while (json_array_size(evs) > 50) json_array_remove(evs, 0);
+  json_object_set_new(j, "events", evs);
+  ok(c, json_pack("{s:o}", "instance", j));
+}
+
+static void do_logs(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "logs");
+  if (in == NULL) return;
+  json_t *t = json_object_get(req, "tail");
+  long tail = json_is_integer(t) ? (long)json_integer_value(t) : -1;
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (logs_tail(in->name, tail, &data, &len, &err) < 0) {
+    bivyd_client_send_error(c, "logs %s: %s", in->name, err->msg);
+    return;
+  }
+  ok(c, json_pack("{s:o}", "data", json_text(data, len)));
+  if (json_is_true(json_object_get(req, "follow"))) {
+    _cleanup_free_ char *p = inst_path("logs", in->name, ".log");
+    struct stat st;
+    c->follow_logs = strdup(in->name);
+    if (p && stat(p, &st) == 0) {
+      c->log_off = st.st_size;
+      c->log_ino = st.st_ino;
+    }
+  }
+}
+
+static void do_resize(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "resize");
+  if (in == NULL) return;
+  json_t *upd = json_object_get(req, "limits");
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (!json_is_object(upd) || json_object_size(upd) == 0) {
+    bivyd_client_send_error(c, "resize %s: \"limits\" must be a non-empty object", in->name);
+    return;
+  }
+  /* the new desired spec, checked as a whole */
+  _cleanup_json_ json_t *spec = json_deep_copy(in->spec);
+  json_t *limits = json_object_get(spec, "limits");
+  if (!json_is_object(limits)) {
+    limits = json_object();
+    json_object_set_new(spec, "limits", limits);
+  }
+  bivy_sv_limits_merge(limits, upd);
+  _cleanup_json_ json_t *res = NULL;
+  if (bivy_sv_spec_check(spec, &err) < 0 || bivy_sv_limits_to_resources(upd, &res, &err) < 0) {
+    bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
+    return;
+  }
+  bool live = in->state == S_RUNNING && in->cg;
+  if (live) {
+    /* the same all-or-nothing path as `bivy update` */
+    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
+    if (bivy_cgroup_update(in->cg, res, &o, &err) < 0) {
+      bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
+      return;
+    }
+    _cleanup_error_ bivy_error_t e2 = NULL;
+    _cleanup_close_ int lock = bivy_state_lock(D.root, in->name, &e2);
+    _cleanup_json_ json_t *st = NULL;
+    if (lock >= 0 && bivy_state_load(D.root, in->name, &st, &e2) == 0) {
+      json_t *old = json_object_get(st, "resources");
+      if (!json_is_object(old)) json_object_set_new(st, "resources", json_object());
+      old = json_object_get(st, "resources");
+      const char *k;
+      json_t *v;
+      json_object_foreach(res, k, v) {
+        json_t *d = json_object_get(old, k);
+        if (json_is_object(d) && json_is_object(v)) json_object_update(d, v);
+        else json_object_set(old, k, v);
+      }
+      bivy_state_save(D.root, in->name, st, &e2);
+    }
+  }
+  json_decref(in->spec);
+  in->spec = json_incref(spec);
+  inst_save(in);
+  bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(spec, "limits"), "live", live));
+  json_t *out = json_pack("{s:o, s:b}", "instance", inst_summary(in), "live", live);
+  if (live) {
+    json_t *lim = NULL;
+    _cleanup_error_ bivy_error_t e3 = NULL;
+    if (bivy_cgroup_limits(in->cg, &lim, &e3) == 0) json_object_set_new(out, "limits_now", lim);
+  }
+  ok(c, out);
+}
+
+static void do_metrics(struct bivyd_client *c) {
+  _cleanup_free_ char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL) {
+    bivyd_client_send_error(c, "metrics: out of memory");
+    return;
+  }
+  static const char *const states[] = {"starting", "running", "backoff", "crash-loop", "stopping", "stopped", "exited"};
+  fprintf(f, "# HELP bivyd_instances Instances by state.\n# TYPE bivyd_instances gauge\n");
+  for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
+    unsigned n = 0;
+    for (struct bivyd_inst *in = D.insts; in; in = in->next)
+      if (!in->removed && strcmp(inst_state_name(in), states[s]) == 0) n++;
+    fprintf(f, "bivyd_instances{state=\"%s\"} %u\n", states[s], n);
+  }
+  fprintf(f, "# HELP bivyd_instance_up 1 when the instance's init is running.\n# TYPE bivyd_instance_up gauge\n");
+  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+    if (!in->removed) fprintf(f, "bivyd_instance_up{name=\"%s\"} %d\n", in->name, in->state == S_RUNNING);
+  fprintf(f, "# HELP bivyd_instance_restarts_total Restarts of the instance.\n# TYPE bivyd_instance_restarts_total counter\n");
+  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+    if (!in->removed) fprintf(f, "bivyd_instance_restarts_total{name=\"%s\"} %u\n", in->name, in->restarts);
+  fprintf(f, "# HELP bivyd_instance_oom_kills_total OOM kills seen in the instance's cgroup.\n# TYPE bivyd_instance_oom_kills_total counter\n");
+  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+    if (!in->removed) fprintf(f, "bivyd_instance_oom_kills_total{name=\"%s\"} %llu\n", in->name, (unsigned long long)in->oom_kills);
+  fprintf(f, "# HELP bivyd_instance_healthy 1 healthy, 0 unhealthy or starting (instances with a health check).\n# TYPE bivyd_instance_healthy gauge\n");
+  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+    if (!in->removed && in->health[0]) fprintf(f, "bivyd_instance_healthy{name=\"%s\"} %d\n", in->name, strcmp(in->health, "healthy") == 0);
+  fprintf(f, "# TYPE bivyd_restarts_total counter\nbivyd_restarts_total %llu\n", (unsigned long long)D.restarts_total);
+  fprintf(f, "# TYPE bivyd_starts_total counter\nbivyd_starts_total %llu\n", (unsigned long long)D.starts_total);
+  fprintf(f, "# TYPE bivyd_oom_kills_total counter\nbivyd_oom_kills_total %llu\n", (unsigned long long)D.oom_total);
+  fprintf(f, "# TYPE bivyd_health_failures_total counter\nbivyd_health_failures_total %llu\n",
+          (unsigned long long)D.health_fail_total);
+  fprintf(f, "# HELP bivyd_last_restart_latency_seconds From an exit seen to the new init running (last restart).\n"
+             "# TYPE bivyd_last_restart_latency_seconds gauge\nbivyd_last_restart_latency_seconds %.6f\n",
+          (double)D.last_restart_latency_ns / 1e9);
+  long rss_pages = 0;
+  FILE *sm = fopen("/proc/self/statm", "re");
+  if (sm) {
+    long size;
+    if (fscanf(sm, "%ld %ld", &size, &rss_pages) != 2) rss_pages = 0;
+    fclose(sm);
+  }
+  fprintf(f, "# TYPE bivyd_resident_memory_bytes gauge\nbivyd_resident_memory_bytes %ld\n", rss_pages * sysconf(_SC_PAGESIZE));
+  fclose(f);
+  ok(c, json_pack("{s:s}", "text", buf));
+}
+
+static void do_events(struct bivyd_client *c, json_t *req) {
+  const char *name = json_string_value(json_object_get(req, "name"));
+  json_t *arr = json_array();
+  size_t i;
+  json_t *e;
+  json_array_foreach(D.events, i, e) if (name == NULL || strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+      json_array_append(arr, e);
+  ok(c, json_pack("{s:o}", "events", arr));
+  if (json_is_true(json_object_get(req, "follow"))) c->follow_events = true;
+}
+
+void bivyd_handle(struct bivyd_client *c, json_t *req) {
+  const char *verb = json_string_value(json_object_get(req, "verb"));
+  if (verb == NULL) {
+    bivyd_client_send_error(c, "request: \"verb\" is required (a string)");
+    return;
+  }
+  if (D.debug) bivyd_log("request from client %llu: %s", (unsigned long long)c->id, verb);
+  if (strcmp(verb, "up") == 0) do_up(c, req);
+  else if (strcmp(verb, "down") == 0) do_down(c, req);
+  else if (strcmp(verb, "rm") == 0) do_rm(c, req);
+  else if (strcmp(verb, "restart") == 0) do_restart(c, req);
+  else if (strcmp(verb, "ls") == 0) do_ls(c);
+  else if (strcmp(verb, "inspect") == 0) do_inspect(c, req);
+  else if (strcmp(verb, "logs") == 0) do_logs(c, req);
+  else if (strcmp(verb, "resize") == 0) do_resize(c, req);
+  else if (strcmp(verb, "metrics") == 0) do_metrics(c);
+  else if (strcmp(verb, "events") == 0) do_events(c, req);
+  else if (strcmp(verb, "ping") == 0)
+    ok(c, json_pack("{s:s, s:i, s:i}", "version", BIVY_VERSION, "pid", (int)getpid(), "instances", (int)D.n_insts));
+  else bivyd_client_send_error(c, "request: unknown verb \"%.64s\"", verb);
+}
