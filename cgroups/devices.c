@@ -158,6 +158,11 @@ int bivy_cg_devices_bpf(const struct bivy_cg_dev_rule *rules, size_t n, struct b
       if (BPF_CLASS(blk[j].code) == BPF_JMP && BPF_OP(blk[j].code) != BPF_EXIT) blk[j].off = (int16_t)(b - 1 - j);
       p[k++] = blk[j];
     }
+    /* a rule matching everything decides alone: the verifier rejects unreachable code */
+    if (b == 2) {
+      *out = steal_pointer(&p);
+      return (int)k;
+    }
   }
   p[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
   p[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
@@ -194,6 +199,7 @@ int bivy_cg_devices_v2(struct bivy_cgroup *cg, json_t *devices, bivy_error_t *er
   }
   if (prog < 0) {
     int e = errno;
+    log[strcspn(log, "\n")] = '\0'; /* the verifier's first line says why */
     return bivy_error(err, e, "linux.resources.devices: load eBPF device filter%s%s", *log ? ": " : "", log);
   }
   union bpf_attr aa;

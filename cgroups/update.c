@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,49 @@ static void restore_one(struct bivy_cgroup *cg, const struct bivy_cg_write *w, c
   bivy_cg_write(fd, file, buf, &e);
 }
 
+static uint64_t rss_pages(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+  _cleanup_free_ char *s = NULL;
+  _cleanup_error_ bivy_error_t e = NULL;
+  unsigned long long size = 0, rss = 0;
+  if (bivy_read_file_at(AT_FDCWD, path, &s, NULL, &e) < 0 || sscanf(s, "%llu %llu", &size, &rss) != 2) return 0;
+  return rss;
+}
+
+/* v1 --force: the v1 kernel never OOM-kills on a limit write (it answers EBUSY), so do what
+ * v2 does: kill the container's largest process until the limit fits (or nobody is left). */
+static int force_v1(struct bivy_cgroup *cg, const struct bivy_cg_write *w, bivy_error_t *err) {
+  for (int round = 0; round < 1024; round++) {
+    _cleanup_error_ bivy_error_t e = NULL;
+    int r = bivy_cg_write_one(cg, w, &e);
+    if (r != -EBUSY) {
+      if (r < 0) {
+        bivy_error_release(err);
+        *err = e;
+        e = NULL;
+      }
+      return r;
+    }
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    if (bivy_cgroup_pids(cg, &pids, &n, &e) < 0 || n == 0) break;
+    pid_t victim = pids[0];
+    uint64_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t rss = rss_pages(pids[i]);
+      if (rss > best) {
+        best = rss;
+        victim = pids[i];
+      }
+    }
+    kill(victim, SIGKILL); /* only processes of this container's cgroup */
+    for (int i = 0; i < 200 && rss_pages(victim) > 0; i++) sleep_ms(5);
+  }
+  return bivy_error(err, 0, "%s: usage stays above the new limit even with every process killed; limits unchanged",
+                    w->field);
+}
+
 /* Memory limit below usage: reclaim first (memory.high on v2; EBUSY retries on v1). */
 static int write_memory(struct bivy_cgroup *cg, const struct bivy_cg_write *w, const struct bivy_cgroup_update_opts *o,
                         bivy_error_t *err) {
@@ -147,6 +191,7 @@ static int write_memory(struct bivy_cgroup *cg, const struct bivy_cg_write *w, c
   }
   /* v1: the kernel reclaims on the write and answers EBUSY when usage stays above */
   uint64_t start = bivy_now_ns();
+  if (!v2 && o->force) return force_v1(cg, w, err);
   for (;;) {
     _cleanup_error_ bivy_error_t e = NULL;
     int r = bivy_cg_write_one(cg, w, &e);

@@ -64,6 +64,13 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
     if (bivy_sync_send(sync, BIVY_SYNC_PTY, 0, 0, NULL, master) < 0) _exit(1);
   }
   if (bivy_apply_rlimits(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
+  int notify = -1;
+  bool seccomp_done = false;
+  /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we hold it */
+  if (a->sc && !p->no_new_privileges) {
+    if (bivy_seccomp_install(a->sc, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
+    seccomp_done = true;
+  }
   if (bivy_apply_user_and_caps(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
   /* a uid change resets dumpable to fs.suid_dumpable: stay non-dumpable until execve */
   prctl(PR_SET_DUMPABLE, 0);
@@ -74,9 +81,8 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
   }
   if (bivy_prepare_fds(a->preserve_fds, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
   if (bivy_chdir_checked(p->cwd ? p->cwd : "/", &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
-  int notify = -1;
   /* seccomp last: the steps above may need syscalls the profile forbids */
-  if (a->sc && bivy_seccomp_install(a->sc, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
+  if (a->sc && !seccomp_done && bivy_seccomp_install(a->sc, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
   if (notify >= 0) close(notify); /* exec'd processes do not get their own listener */
   /* a detached process outlives bivy exec */
   prctl(PR_SET_PDEATHSIG, 0);

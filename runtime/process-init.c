@@ -116,6 +116,8 @@ void bivy_init_main(struct bivy_init_args *a) {
   if (bivy_set_hostname(c, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
 
   const struct bivy_process *p = c->has_process ? &c->process : NULL;
+  int notify = -1;
+  bool seccomp_done = false;
   _cleanup_free_ char *exe = NULL;
   if (p) {
     if (p->terminal) {
@@ -124,6 +126,12 @@ void bivy_init_main(struct bivy_init_args *a) {
       if (bivy_sync_send(sync, BIVY_SYNC_PTY, 0, 0, NULL, master) < 0) _exit(1);
     }
     if (bivy_apply_rlimits(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
+    /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still
+     * hold it (as runc does); with no_new_privs it waits until the very end */
+    if (a->seccomp && !p->no_new_privileges) {
+      if (bivy_seccomp_install(a->seccomp, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
+      seccomp_done = true;
+    }
     if (bivy_apply_user_and_caps(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
     /* a uid change resets dumpable to fs.suid_dumpable: stay non-dumpable until execve */
     prctl(PR_SET_DUMPABLE, 0);
@@ -139,9 +147,8 @@ void bivy_init_main(struct bivy_init_args *a) {
   if (bivy_prepare_fds(a->preserve_fds, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
   if (p && bivy_chdir_checked(p->cwd ? p->cwd : "/", &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
 
-  int notify = -1;
   /* seccomp last: every setup step above may need syscalls the profile forbids */
-  if (a->seccomp && bivy_seccomp_install(a->seccomp, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
+  if (a->seccomp && !seccomp_done && bivy_seccomp_install(a->seccomp, &notify, &err) < 0) bivy_sync_die(sync, 1, "linux.seccomp", &err);
   if (notify >= 0) {
     if (bivy_sync_send(sync, BIVY_SYNC_SECCOMP, 0, 0, NULL, notify) < 0) _exit(1);
     close(notify);

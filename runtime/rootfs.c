@@ -49,7 +49,7 @@ static int mkpath_in_root(int rootfd, const char *path, bool last_is_file, bivy_
   _cleanup_free_ char *prefix = calloc(1, strlen(path) + 2);
   if (copy == NULL || prefix == NULL) return bivy_error(err, ENOMEM, "%s", path);
   _cleanup_close_ int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
-  if (cur < 0) return bivy_error_errno(err, "%s: dup", path);
+  if (cur < 0) return bivy_error_errno(err, "dup rootfs fd");
   char *save = NULL;
   char *comp = strtok_r(copy, "/", &save);
   while (comp) {
@@ -63,14 +63,14 @@ static int mkpath_in_root(int rootfd, const char *path, bool last_is_file, bivy_
       /* create it inside the already-resolved parent (cur), which is inside the root */
       if (last && last_is_file) {
         int t = openat(cur, comp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (t < 0 && errno != EEXIST) return bivy_error_errno(err, "%s: create mount point", path);
+        if (t < 0 && errno != EEXIST) return bivy_error_errno(err, "create mount point %s", prefix);
         if (t >= 0) close(t);
       } else if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST) {
-        return bivy_error_errno(err, "%s: mkdir %s", path, prefix);
+        return bivy_error_errno(err, "mkdir %s", prefix);
       }
       fd = open_in_root(rootfd, prefix, flags);
     }
-    if (fd < 0) return bivy_error_errno(err, "%s: resolve %s inside the rootfs", path, prefix);
+    if (fd < 0) return bivy_error_errno(err, "resolve %s inside the rootfs", prefix);
     close(cur);
     cur = fd;
     comp = next;
@@ -86,7 +86,7 @@ static int open_parent_in_root(int rootfd, const char *path, char **base, bivy_e
   while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0';
   char *slash = strrchr(dir, '/');
   if (slash == NULL || slash[1] == '\0' || strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0)
-    return bivy_error(err, EINVAL, "%s: invalid path", path);
+    return bivy_error(err, EINVAL, "invalid path \"%s\"", path);
   *base = strdup(slash + 1);
   if (*base == NULL) return bivy_error(err, ENOMEM, "%s", path);
   *slash = '\0';
@@ -125,16 +125,17 @@ static int set_propagation(int mntfd, unsigned long prop) {
   return mount_setattr(mntfd, "", AT_EMPTY_PATH | ((prop & MS_REC) ? AT_RECURSIVE : 0), &a, sizeof(a));
 }
 
-/* Append the kernel's fs_context log ("e tmpfs: Bad value for 'size'") to help the user. */
+/* The kernel's fs_context log ("e tmpfs: Bad value for 'size'") as " (tmpfs: Bad value for
+ * 'size')", to tell the user which option the filesystem refused and why. */
 static void fs_log(int fsfd, char *buf, size_t len) {
+  char raw[256];
   buf[0] = '\0';
-  ssize_t n = read(fsfd, buf, len - 1);
-  if (n > 2) {
-    buf[n] = '\0';
-    if (buf[n - 1] == '\n') buf[n - 1] = '\0';
-  } else {
-    buf[0] = '\0';
-  }
+  ssize_t n = read(fsfd, raw, sizeof(raw) - 1);
+  if (n <= 2) return;
+  raw[n] = '\0';
+  if (raw[n - 1] == '\n') raw[n - 1] = '\0';
+  const char *m = (raw[1] == ' ' && strchr("ewi", raw[0])) ? raw + 2 : raw;
+  snprintf(buf, len, " (%s)", m);
 }
 
 /* A detached mount of a new filesystem instance (fsopen/fsconfig/fsmount). */
@@ -142,7 +143,7 @@ static int fs_create(const char *what, const char *fstype, const char *source, c
                      unsigned long flags, bivy_error_t *err) {
   _cleanup_close_ int fsfd = fsopen(fstype, FSOPEN_CLOEXEC);
   if (fsfd < 0) return bivy_error_errno(err, "%s: fsopen %s", what, fstype);
-  char log[256];
+  char log[300];
   if (source && fsconfig(fsfd, FSCONFIG_SET_STRING, "source", source, 0) < 0)
     return bivy_error_errno(err, "%s: source %s", what, source);
   if (data && *data) {
@@ -161,8 +162,7 @@ static int fs_create(const char *what, const char *fstype, const char *source, c
       if (r < 0) {
         int saved = errno;
         fs_log(fsfd, log, sizeof(log));
-        return bivy_error(err, saved, "%s: option \"%s%s%s\"%s%s", what, o, eq ? "=" : "", eq ? eq + 1 : "",
-                          log[0] ? " " : "", log);
+        return bivy_error(err, saved, "%s: option \"%s%s%s\"%s", what, o, eq ? "=" : "", eq ? eq + 1 : "", log);
       }
     }
   }
@@ -176,7 +176,7 @@ static int fs_create(const char *what, const char *fstype, const char *source, c
   if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int saved = errno;
     fs_log(fsfd, log, sizeof(log));
-    return bivy_error(err, saved, "%s: create %s filesystem%s%s", what, fstype, log[0] ? " " : "", log);
+    return bivy_error(err, saved, "%s: create %s filesystem%s", what, fstype, log);
   }
   int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, (unsigned)ms_to_attr(flags, NULL));
   if (mfd < 0) return bivy_error_errno(err, "%s: fsmount %s", what, fstype);
@@ -254,7 +254,8 @@ static int op_mount(const struct bivy_op *op, int rootfd, bivy_error_t *err) {
 static int op_mknod(const struct bivy_op *op, int rootfd, bivy_error_t *err) {
   const struct bivy_device *d = op->device;
   char what[512];
-  snprintf(what, sizeof(what), "device %s", op->target);
+  if (op->index >= 0) snprintf(what, sizeof(what), "linux.devices[%d] %s", op->index, op->target);
+  else snprintf(what, sizeof(what), "device %s", op->target);
   if (op->bind) {
     /* user namespace: mknod is not permitted, bind the host's node onto an empty file */
     _cleanup_close_ int tree = bind_create(what, AT_FDCWD, op->source, false, MS_NOEXEC | MS_NOSUID, 0, err);

@@ -327,6 +327,10 @@ int bivy_sv_make_config(json_t *spec, const char *name, const char *cgroup_paren
     }
   }
   json_t *net = json_object_get(spec, "net"), *pub = json_object_get(spec, "publish");
+  /* a rootfs instance gets its loopback up (and /etc/hosts) by default: health probes
+   * and local clients use 127.0.0.1 */
+  _cleanup_json_ json_t *none = NULL;
+  if (net == NULL && bundle == NULL) net = none = json_string("none");
   if (net || (pub && json_array_size(pub))) {
     json_t *ann = obj(cfg, "annotations");
     if (net) json_object_set(ann, "org.bivy.net", net);

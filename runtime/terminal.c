@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -24,6 +25,19 @@ int bivy_terminal_setup(const struct bivy_process *p, int *master_fd, bivy_error
   if (ptsname_r(master, name, sizeof(name)) != 0) return bivy_error_errno(err, "process.terminal: ptsname");
   _cleanup_close_ int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) return bivy_error_errno(err, "process.terminal: open %s", name);
+  /* /dev/console is the container's terminal (getty, init systems write to it): bind the
+   * slave over it rather than letting it be the host's console */
+  _cleanup_close_ int tree = open_tree(AT_FDCWD, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) return bivy_error_errno(err, "process.terminal: bind %s", name);
+  _cleanup_close_ int console = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (console < 0 && errno == ENOENT) {
+    int t = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (t >= 0) close(t);
+    console = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
+  if (console < 0) return bivy_error_errno(err, "process.terminal: create /dev/console");
+  if (move_mount(tree, "", console, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return bivy_error_errno(err, "process.terminal: bind %s to /dev/console", name);
   /* the process user owns its terminal (best effort: the id may be unmapped in a user ns) */
   (void)!fchown(slave, p->user.uid, (gid_t)-1);
   if (p->console_height || p->console_width) {

@@ -106,13 +106,13 @@ test_init_exe_is_not_the_runtime() {
   # created: the init is bivy's clone, already uid 1000, but not dumpable, so its /proc
   # entries stay root's and a container process could not open /proc/PID/exe
   assert_eq "$(awk '/^Uid:/ {print $2}' /proc/$pid/status)" 1000
-  assert_eq "$(stat -c %u /proc/$pid)" 0 "created init is not dumpable"
+  assert_eq "$(stat -c %u /proc/$pid/fd)" 0 "created init is not dumpable"
   bivy start x1
   # after exec: the program, dumpable again (owned by its uid), and not the bivy binary
   exe=$(readlink /proc/$pid/exe)
   [ "$exe" != "$(readlink -f "$BIVY")" ] || fail "container init runs the bivy binary"
   assert_eq "$exe" /bin/busybox
-  assert_eq "$(stat -c %u /proc/$pid)" 1000
+  assert_eq "$(stat -c %u /proc/$pid/fd)" 1000
 }
 
 test_exec_process_not_dumpable_before_exec() {

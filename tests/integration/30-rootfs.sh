@@ -139,21 +139,25 @@ test_root_readonly_and_writable() {
 test_symlink_escape_stays_in_rootfs() {
   local canary="bivy-escape-$$-$RANDOM"
   [ ! -e "/etc/$canary" ] || fail "canary exists"
-  mkbundle "$T/c9" sh -c "grep -E ' /(etc|tmp)/$canary' /proc/mounts"
+  mkbundle "$T/c9" sh -c "grep -E ' /(etc|tmp|var)/$canary' /proc/mounts"
   own_rootfs "$T/c9"
   ln -s /etc "$T/rootfs/evil"
   ln -s ../../../../../../../../tmp "$T/rootfs/evil2"
   jqi "$T/c9/config.json" --arg c "$canary" '.mounts += [
       {"destination":("/evil/" + $c),"type":"tmpfs","source":"tmpfs"},
-      {"destination":("/evil2/" + $c),"type":"tmpfs","source":"tmpfs"}]'
+      {"destination":("/evil2/" + $c),"type":"tmpfs","source":"tmpfs"},
+      {"destination":("/../../../../var/" + $c),"type":"tmpfs","source":"tmpfs"}]'
+  on_exit "rmdir /etc/$canary /tmp/$canary /var/$canary 2>/dev/null"
   out=$(run_ctr "$T/c9")
-  on_exit "rmdir /etc/$canary /tmp/$canary 2>/dev/null"
   assert_contains "$out" "/etc/$canary tmpfs"
   assert_contains "$out" "/tmp/$canary tmpfs"
   [ ! -e "/etc/$canary" ] || fail "mount point created on the host's /etc"
   [ ! -e "/tmp/$canary" ] || fail "mount point created on the host's /tmp"
   [ -d "$T/rootfs/etc/$canary" ] || fail "mount point not created inside the rootfs"
   [ -d "$T/rootfs/tmp/$canary" ] || fail "mount point not created inside the rootfs (relative link)"
+  assert_contains "$out" "/var/$canary tmpfs"
+  [ ! -e "/var/$canary" ] || fail "mount point created on the host's /var (..)"
+  [ -d "$T/rootfs/var/$canary" ] || fail "mount point not created inside the rootfs (..)"
 }
 
 test_sysctl_in_container_namespaces() {
@@ -235,4 +239,21 @@ test_userns_devices_are_host_binds() {
   out=$(run_ctr_nonroot "$T/c15" 2>&1)
   grep -q ' /sys ro,' <<<"$out" || fail "/sys: $out"
   assert_contains "$out" "RO"
+}
+
+test_rootfs_propagation() {
+  mkbundle "$T/c16" sh -c 'awk "\$5 == \"/\"" /proc/self/mountinfo'
+  out=$(run_ctr "$T/c16")
+  assert_not_contains "$out" "shared:" "default rootfs propagation must be private"
+  jqi "$T/c16/config.json" '.linux.rootfsPropagation = "rshared"'
+  out=$(run_ctr "$T/c16")
+  assert_contains "$out" "shared:" "rootfsPropagation rshared"
+}
+
+test_bad_mount_option_names_the_mount() {
+  mkbundle "$T/c17" true
+  jqi "$T/c17/config.json" '.mounts += [{"destination":"/x","type":"tmpfs","source":"tmpfs","options":["size=abc"]}]'
+  expect_fail "mounts[7] /x: option \"size=abc\" (tmpfs: Bad value for 'size')" run_ctr "$T/c17"
+  # and nothing is left behind
+  [ -z "$(bivy list -q 2>/dev/null)" ] || fail "container left after the failed run"
 }

@@ -25,6 +25,12 @@ net_cleanup() {
     ip netns exec "$HOSTNS" "$NR" down "$T/nroot" "$(basename "$(dirname "$st")")" || true
     kill -9 "$pid" 2>/dev/null || true # the helper's own child, if down failed
   done
+  local id
+  if [ -d "$T/eroot" ]; then # containers of the real `bivy run`, deleted inside the host namespace
+    for id in $("$BIVY" --root "$T/eroot" list -q 2>/dev/null); do
+      nsenter --net="/run/netns/$HOSTNS" "$BIVY" --root "$T/eroot" delete -f "$id" || true
+    done
+  fi
   local ns
   for ns in $NETNS_EXTRA $HOSTNS; do ip netns del "$ns" 2>/dev/null || true; done
 }
@@ -222,4 +228,18 @@ test_net_cli_create_ls_inspect_rm() {
   bn rm web
   ! inh ip link show web >/dev/null 2>&1 || fail "bridge left"
   assert_eq "$(bn ls --format json)" "[]"
+}
+
+# The real lifecycle: `bivy run` with org.bivy.net=bridge wires the container before it starts
+# and unwires it when it exits. (nsenter --net, not `ip netns exec`: that remounts /sys and
+# would hide the cgroup hierarchies.)
+test_bivy_run_bridge_end_to_end() {
+  net_host
+  mkbundle "$T/c1" sh -c 'ip -o addr show dev eth0; ip route'
+  jqi "$T/c1/config.json" '.annotations["org.bivy.net"] = "bridge"'
+  out=$(nsenter --net="/run/netns/$HOSTNS" "$BIVY" --root "$T/eroot" run -b "$T/c1" c1)
+  assert_contains "$out" "inet 10.207.0.2/24"
+  assert_contains "$out" "default via 10.207.0.1 dev eth0"
+  assert_eq "$(veths)" 0 "veths after the container exited"
+  assert_eq "$(inh "$BIVY" --root "$T/eroot" net inspect bivy0 | jq .leases)" 0 "leases after exit"
 }

@@ -62,7 +62,14 @@ test_bench_run_one_round_and_clean_up() {
   assert_contains "$(cat "$T/report.md")" "### Targets"
 }
 
-bench_has_cgroup() { ls -d /sys/fs/cgroup/bivybench-"$1"/* /sys/fs/cgroup/*/bivybench-"$1"/* >/dev/null 2>&1; }
+# a container cgroup of bench run PID exists
+bench_has_cgroup() {
+  local d
+  for d in /sys/fs/cgroup/bivybench-"$1" /sys/fs/cgroup/*/bivybench-"$1"; do
+    [ -d "$d" ] && [ -n "$(find "$d" -mindepth 1 -type d)" ] && return 0
+  done
+  return 1
+}
 
 test_bench_sigterm_leaves_nothing() {
   local pid i
@@ -71,6 +78,7 @@ test_bench_sigterm_leaves_nothing() {
   pid=$!
   on_exit "kill -TERM $pid 2>/dev/null"
   # wait until containers are being made (a cgroup of this run exists), then stop it
+  wait_for grep -q "bench: lifecycle:" "$T/out"
   wait_for bench_has_cgroup $pid
   kill -TERM $pid
   local rc=0

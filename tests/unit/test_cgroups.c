@@ -151,3 +151,41 @@ Test(cgroups_driver, lifecycle, .init = cg_setup, .fini = cg_teardown) {
   bivy_cgroup_free(cg3);
   bivy_cgroup_free(cg);
 }
+
+/* The eBPF device filter loads, attaches and filters (on hybrid hosts too: it attaches to
+ * the container's cgroup2 directory). */
+Test(cgroups_driver, bpf_device_filter, .init = cg_setup, .fini = cg_teardown) {
+  _cleanup_error_ bivy_error_t err = NULL;
+  char path[128];
+  snprintf(path, sizeof path, "%s/dev", parent);
+  struct bivy_cgroup *cg = NULL;
+  cr_assert_eq(bivy_cgroup_create(path, "dev", NULL, &cg, &err), 0, "create: %s", err ? err->msg : "");
+  json_error_t je;
+  _cleanup_json_ json_t *rules = json_loads("[{\"allow\":false,\"access\":\"rwm\"}]", 0, &je);
+  int r = bivy_cg_devices_v2(cg, rules, &err);
+  cr_assert_eq(r, 0, "attach: %s", err ? err->msg : "");
+  /* the child waits to be moved, then tries the devices: exit code = what behaved */
+  int fds[2];
+  cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    char c;
+    close(fds[1]);
+    if (read(fds[0], &c, 1) < 0) _exit(100);
+    int res = 0;
+    int a = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (a >= 0) res |= 1;
+    int b = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (b < 0 && errno == EPERM) res |= 2;
+    _exit(res);
+  }
+  close(fds[0]);
+  cr_assert_eq(bivy_cgroup_enter(cg, pid, &err), 0, "%s", err ? err->msg : "");
+  close(fds[1]);
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status));
+  cr_assert_eq(WEXITSTATUS(status), 3, "null allowed and fuse denied: got %d", WEXITSTATUS(status));
+  cr_assert_eq(bivy_cgroup_destroy(cg, &err), 0);
+  bivy_cgroup_free(cg);
+}

@@ -45,11 +45,12 @@ table(.scenarios),
 "",
 "| Target | Where | Value | Limit | Result | Note |",
 "|---|---|---:|---:|---|---|",
-(.targets[] | "| \(.target) | \(.where) | \(.value | x) | \(.limit) | **\(.result)** | \(.note // "" | cell) |"),
+(.targets[] | "| \(.target) | \(.where) | \(if .unit then (.value | ms) + " " + .unit else (.value | x) end) | \(.limit) | **\(.result)** | \(.note // "" | cell) |"),
 "",
 "### Where bivy's start time goes",
 "",
-(if .breakdown == null or (.breakdown | has("bivy") | not) then
+(if .breakdown == null then "Not run (--no-breakdown, or the lifecycle scenario not selected)."
+ elif (.breakdown | has("bivy") | not) then
    "bivy run is not available yet: no breakdown." +
    (if .breakdown.runc then " For reference, runc's timeline (strace -f, key syscalls; strace inflates every step, read as proportions):" else "" end)
  else "bivy --debug time stamps, then an strace -f timeline of key syscalls for bivy and runc (strace inflates every step: read as proportions)." end),

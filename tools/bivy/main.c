@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
   int vargc = argc - optind;
   char **vargv = argv + optind;
   if (bivy_cli_wants_help(vargc, vargv)) return bivy_cli_help(verb->usage);
-  optind = 1; /* verbs parse with getopt from argv[1] */
+  optind = 0; /* verbs parse with getopt from argv[1]; 0 re-initialises getopt (drops the "+" mode) */
   _cleanup_error_ bivy_error_t err = NULL;
   int r = verb->run(&g, vargc, vargv, &err);
   if (r < 0) {

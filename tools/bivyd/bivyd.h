@@ -73,7 +73,6 @@ struct bivyd_inst {
   int oom_fd;
   struct watch w_oom;
   uint64_t oom_base, oom_last, oom_kills;
-  struct bivy_cgroup *cg;   /* the instance's cgroup (OOM counter, limits, resize) */
   bool kill_unhealthy;      /* we killed it for failing its health check */
 
   /* health */
@@ -90,7 +89,7 @@ struct bivyd_inst {
   char *probe_output;       /* last failure reason */
   char ip[64];              /* address from the runtime state (bridge) */
 
-  int log_fd;               /* O_APPEND log file the init writes to */
+  int log_fd;               /* O_APPEND log file, open only while starting the init */
   uint64_t waiters[8];      /* clients waiting for down/restart to finish */
   int n_waiters;
 
@@ -124,6 +123,7 @@ extern struct bivyd D;
 
 /* main.c */
 void bivyd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void bivyd_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int bivyd_watch_add(int fd, uint32_t events, struct watch *w);
 void bivyd_watch_del(int fd);
 uint64_t bivyd_now_ms(void);
@@ -193,6 +193,7 @@ void oom_watch(struct bivyd_inst *in);
 void oom_event(struct bivyd_inst *in);
 void oom_unwatch(struct bivyd_inst *in);
 uint64_t oom_count(struct bivyd_inst *in);
+struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in);
 
 /* logs.c */
 int logs_open(struct bivyd_inst *in, bivy_error_t *err);

@@ -237,19 +237,30 @@ void health_probe_event(struct bivyd_inst *in, uint32_t events) {
 
 /* ---- OOM ---- */
 
+/* The instance's cgroup, reopened from the runtime state when needed: kept open it would
+ * cost a directory fd per controller per instance. Caller frees. */
+struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in) {
+  _cleanup_error_ bivy_error_t err = NULL;
+  _cleanup_json_ json_t *st = NULL;
+  struct bivy_cgroup *cg = NULL;
+  if (bivy_state_load(D.root, in->name, &st, &err) < 0) return NULL;
+  json_t *cgj = json_object_get(st, "cgroup");
+  if (cgj == NULL || bivy_cgroup_from_json(cgj, &cg, &err) < 0) {
+    if (err && D.debug) bivyd_log("%s: cgroup: %s", in->name, err->msg);
+    return NULL;
+  }
+  return cg;
+}
+
 void oom_watch(struct bivyd_inst *in) {
   oom_unwatch(in);
   _cleanup_error_ bivy_error_t err = NULL;
-  _cleanup_json_ json_t *st = NULL;
-  if (bivy_state_load(D.root, in->name, &st, &err) < 0) return;
-  json_t *cgj = json_object_get(st, "cgroup");
-  if (cgj == NULL || bivy_cgroup_from_json(cgj, &in->cg, &err) < 0) {
-    if (err && D.debug) bivyd_log("%s: cgroup: %s", in->name, err->msg);
-    return;
-  }
-  bivy_cgroup_oom_count(in->cg, &in->oom_base, &err);
+  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_cgroup(in);
+  if (cg == NULL) return;
+  bivy_cgroup_oom_count(cg, &in->oom_base, &err);
   in->oom_last = in->oom_base;
-  int fd = bivy_cgroup_oom_fd(in->cg, &err);
+  /* the eventfd / inotify registration outlives the cgroup directory fds */
+  int fd = bivy_cgroup_oom_fd(cg, &err);
   if (fd < 0) {
     if (D.debug) bivyd_log("%s: no OOM notification: %s", in->name, err->msg);
     return;
@@ -259,10 +270,11 @@ void oom_watch(struct bivyd_inst *in) {
 }
 
 uint64_t oom_count(struct bivyd_inst *in) {
-  if (in->cg == NULL) return 0;
+  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_cgroup(in);
+  if (cg == NULL) return in->oom_last;
   _cleanup_error_ bivy_error_t err = NULL;
   uint64_t n = 0;
-  if (bivy_cgroup_oom_count(in->cg, &n, &err) < 0) return in->oom_last;
+  if (bivy_cgroup_oom_count(cg, &n, &err) < 0) return in->oom_last;
   return n;
 }
 
@@ -280,9 +292,5 @@ void oom_unwatch(struct bivyd_inst *in) {
     bivyd_watch_del(in->oom_fd);
     close(in->oom_fd);
     in->oom_fd = -1;
-  }
-  if (in->cg) {
-    bivy_cgroup_free(in->cg);
-    in->cg = NULL;
   }
 }

@@ -51,12 +51,8 @@ void logs_rotate_all(void) {
   for (struct bivyd_inst *in = D.insts; in; in = in->next) {
     if (in->removed) continue;
     struct stat st;
-    if (in->log_fd >= 0) {
-      if (fstat(in->log_fd, &st) == 0 && (uint64_t)st.st_size > D.log_max) rotate(in);
-    } else if (in->state == S_RUNNING) { /* adopted: the instance has the file open, we do not */
-      _cleanup_free_ char *p = inst_path("logs", in->name, ".log");
-      if (p && stat(p, &st) == 0 && (uint64_t)st.st_size > D.log_max) rotate(in);
-    }
+    _cleanup_free_ char *p = inst_path("logs", in->name, ".log");
+    if (p && stat(p, &st) == 0 && (uint64_t)st.st_size > D.log_max) rotate(in);
   }
 }
 

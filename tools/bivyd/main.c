@@ -73,6 +73,17 @@ void bivyd_log(const char *fmt, ...) {
   va_end(ap);
 }
 
+void bivyd_debug(const char *fmt, ...) {
+  char ts[40];
+  bivyd_rfc3339(ts, sizeof ts);
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "bivyd %s debug: ", ts);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
 uint64_t bivyd_now_ms(void) { return bivy_now_ns() / 1000000; }
 
 int bivyd_watch_add(int fd, uint32_t events, struct watch *w) {

@@ -69,11 +69,17 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
   if ((r = logs_open(in, err)) < 0) return r;
   /* a leftover container of the same name (a crash, a reboot with a persistent root) */
   sv_cleanup_container(in);
+  if (D.debug) bivyd_debug("start %s: %.3f ms bundle written, old container deleted", in->name, (double)(bivy_now_ns() - t0) / 1e6);
   int stdio[3] = {D.devnull, in->log_fd, in->log_fd};
-  struct bivy_create_opts o = {.root = D.root, .id = in->name, .bundle = bundle, .stdio = stdio};
+  struct bivy_create_opts o = {.root = D.root, .id = in->name, .bundle = bundle, .stdio = stdio,
+                               .debug = D.debug ? bivyd_debug : NULL};
   pid_t pid;
   _cleanup_close_ int pidfd = -1;
-  if ((r = bivy_container_create(&o, &pid, &pidfd, err)) < 0) return r;
+  r = bivy_container_create(&o, &pid, &pidfd, err);
+  /* the init has its copy: ours would cost an fd per instance */
+  close(in->log_fd);
+  in->log_fd = -1;
+  if (r < 0) return r;
   if ((r = bivy_container_start(D.root, in->name, err)) < 0) {
     _cleanup_error_ bivy_error_t e = NULL;
     bivy_container_delete(D.root, in->name, true, &e);
@@ -82,6 +88,7 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
     return r;
   }
   uint64_t t1 = bivy_now_ns();
+  if (D.debug) bivyd_debug("start %s: %.3f ms started", in->name, (double)(t1 - t0) / 1e6);
   in->pid = pid;
   in->pid_start = 0;
   bivy_proc_start_time(pid, &in->pid_start);
@@ -99,6 +106,7 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
   oom_watch(in);
   health_arm(in, true);
   inst_save(in);
+  if (D.debug) bivyd_debug("start %s: %.3f ms watched and saved", in->name, (double)(bivy_now_ns() - t0) / 1e6);
   json_t *ex = json_pack("{s:i, s:f}", "pid", (int)pid, "start_ms", (double)(t1 - t0) / 1e6);
   if (in->exit_seen_ns) {
     uint64_t lat = t1 - in->exit_seen_ns;

@@ -200,11 +200,12 @@ static void do_inspect(struct bivyd_client *c, json_t *req) {
     json_object_set_new(j, "health_detail",
                         json_pack("{s:s, s:i, s:s?}", "status", in->health, "failing_streak", (int)in->health_streak,
                                   "last_error", in->probe_output));
-  if (in->cg && in->state == S_RUNNING) {
+  _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
+  if (cg) {
     _cleanup_error_ bivy_error_t err = NULL;
     json_t *lim = NULL;
-    if (bivy_cgroup_limits(in->cg, &lim, &err) == 0) json_object_set_new(j, "limits_now", lim);
-    json_object_set_new(j, "cgroup", json_string(bivy_cgroup_dir(in->cg)));
+    if (bivy_cgroup_limits(cg, &lim, &err) == 0) json_object_set_new(j, "limits_now", lim);
+    json_object_set_new(j, "cgroup", json_string(bivy_cgroup_dir(cg)));
   }
   json_t *evs = json_array();
   size_t i;
@@ -262,11 +263,12 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
     bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
     return;
   }
-  bool live = in->state == S_RUNNING && in->cg;
+  _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
+  bool live = cg != NULL;
   if (live) {
     /* the same all-or-nothing path as `bivy update` */
     struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
-    if (bivy_cgroup_update(in->cg, res, &o, &err) < 0) {
+    if (bivy_cgroup_update(cg, res, &o, &err) < 0) {
       bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
       return;
     }
@@ -295,7 +297,7 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
   if (live) {
     json_t *lim = NULL;
     _cleanup_error_ bivy_error_t e3 = NULL;
-    if (bivy_cgroup_limits(in->cg, &lim, &e3) == 0) json_object_set_new(out, "limits_now", lim);
+    if (bivy_cgroup_limits(cg, &lim, &e3) == 0) json_object_set_new(out, "limits_now", lim);
   }
   ok(c, out);
 }
