@@ -254,9 +254,9 @@ static int v2_enable(int dirfd, const char *dir, bool ours, uint32_t wanted, uin
     if (!ours) {
       /* never write to cgroups bivy did not create */
       if (need)
-        return bivy_error(err, ENOTSUP,
-                          "cgroup %s: controller %s is not enabled in cgroup.subtree_control and bivy does not modify "
-                          "cgroups it did not create (enable it there, or use a cgroupsPath under /bivy)",
+        return bivy_error(err, 0,
+                          "cgroup %s: controller %s (needed by linux.resources) is not enabled in its "
+                          "cgroup.subtree_control, and bivy does not modify cgroups it did not create",
                           dir, name);
       continue;
     }

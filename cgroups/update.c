@@ -125,6 +125,7 @@ static uint64_t rss_pages(pid_t pid) {
 /* v1 --force: the v1 kernel never OOM-kills on a limit write (it answers EBUSY), so do what
  * v2 does: kill the container's largest process until the limit fits (or nobody is left). */
 static int force_v1(struct bivy_cgroup *cg, const struct bivy_cg_write *w, bivy_error_t *err) {
+  int grace = 0;
   for (int round = 0; round < 1024; round++) {
     _cleanup_error_ bivy_error_t e = NULL;
     int r = bivy_cg_write_one(cg, w, &e);
@@ -138,7 +139,14 @@ static int force_v1(struct bivy_cgroup *cg, const struct bivy_cg_write *w, bivy_
     }
     _cleanup_free_ pid_t *pids = NULL;
     size_t n = 0;
-    if (bivy_cgroup_pids(cg, &pids, &n, &e) < 0 || n == 0) break;
+    if (bivy_cgroup_pids(cg, &pids, &n, &e) < 0 || n == 0) {
+      /* the last exits may still be uncharging: a short grace period */
+      if (round > 0 && grace++ < 100) {
+        sleep_ms(10);
+        continue;
+      }
+      break;
+    }
     pid_t victim = pids[0];
     uint64_t best = 0;
     for (size_t i = 0; i < n; i++) {

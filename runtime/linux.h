@@ -2,7 +2,20 @@
  *
  * Plan, then execute: bivy_plan_build() turns config.json into an ordered list of plain-data
  * operations (mounts, devices, symlinks, masks, read-only remounts, pivot) that unit tests
- * check without root; the container process then runs the list once. */
+ * check without root; the container process then runs the list once (runtime/rootfs.c).
+ *
+ * Decisions (see runtime/plan.c and runtime/rootfs.c for the details):
+ *  - Every destination is resolved inside the rootfs (openat2 RESOLVE_IN_ROOT) and mounted on
+ *    the O_PATH fd with the new mount API; read-only binds are made read-only before attach.
+ *  - A mount of type cgroup/cgroup2 becomes a fresh cgroup2 mount when the container has its
+ *    own cgroup namespace (on a hybrid host: the unified tree only), otherwise a read-only bind
+ *    of the host's cgroup2 tree; bivy never mounts cgroup2 from the host's cgroup namespace
+ *    (that would re-apply root options such as nsdelegate to the host's hierarchy).
+ *  - In a user namespace devices are bind-mounted from the host, and sysfs falls back to a
+ *    read-only bind of /sys when the container has no network namespace of its own. The
+ *    caller must have become the namespace's root (setresuid(0)) before phase 0.
+ *  - No process.capabilities object means no capabilities at all (safe default).
+ *  - Hooks get exactly their configured env (empty when absent), never the runtime's. */
 #ifndef BIVY_LINUX_H
 #define BIVY_LINUX_H
 

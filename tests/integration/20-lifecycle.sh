@@ -240,3 +240,28 @@ test_parallel_lifecycles() {
   assert_eq "$(bivy list -q)" ""
   for i in $(seq 1 $n); do assert_no_trace p$i; done
 }
+
+test_hooks_order_and_state() {
+  mkbundle "$T/hk" sleep 1000
+  hook() { # KIND: a runtime-namespace hook that logs its kind and saves its stdin
+    jq -n --arg k "$1" --arg t "$T" '{path: "/bin/sh", args: ["sh", "-c", "echo \($k) >> \($t)/hooks.log; cat > \($t)/\($k).json"]}'
+  }
+  jqi "$T/hk/config.json" --argjson cr "$(hook createRuntime)" --argjson ps "$(hook poststart)" \
+    --argjson pst "$(hook poststop)" '.hooks = {createRuntime: [$cr], poststart: [$ps], poststop: [$pst]}'
+  bivy create -b "$T/hk" hk
+  assert_eq "$(cat "$T/hooks.log")" createRuntime
+  assert_eq "$(jq -r .id "$T/createRuntime.json")" hk
+  assert_eq "$(jq -r .pid "$T/createRuntime.json")" "$(pid_of hk)"
+  assert_eq "$(jq -r .bundle "$T/createRuntime.json")" "$T/hk"
+  bivy start hk
+  assert_eq "$(cat "$T/hooks.log" | tr '\n' ' ')" "createRuntime poststart "
+  assert_eq "$(jq -r .status "$T/poststart.json")" running
+  bivy delete -f hk
+  assert_eq "$(cat "$T/hooks.log" | tr '\n' ' ')" "createRuntime poststart poststop "
+  assert_eq "$(jq -r .status "$T/poststop.json")" stopped
+  # a failing createRuntime hook fails create and leaves nothing
+  mkbundle "$T/hf" sleep 1000
+  jqi "$T/hf/config.json" '.hooks = {createRuntime: [{path: "/bin/sh", args: ["sh", "-c", "exit 3"]}]}'
+  expect_fail "createRuntime" bivy create -b "$T/hf" hf
+  assert_no_trace hf
+}

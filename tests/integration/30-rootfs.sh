@@ -2,12 +2,9 @@
 # root.readonly, sysctl (with the procfs check), pivot_root/--no-pivot, the cgroup mount and
 # the symlink-escape regression (mount destinations resolved inside the rootfs).
 #
-# Containers run through run_ctr: `bivy run` (ROOTFS_RUNNER=helper: tests/helpers/rootfs-run,
-# a mini runner that drives the same runtime/linux.h functions without the lifecycle code).
-# Tests with a non-root process user or a user namespace use run_ctr_nonroot, which uses the
-# helper until `bivy create` supports them (exec fifo mode 0600 is not openable by a non-root
-# container process; no setresuid(0) after joining a new user namespace). Set
-# ROOTFS_RUNNER_NONROOT=bivy to run them through bivy.
+# Containers run through run_ctr: `bivy run`, or with ROOTFS_RUNNER=helper
+# tests/helpers/rootfs-run, a mini runner that drives the same runtime/linux.h functions
+# without the lifecycle code (to tell a rootfs bug from a lifecycle one).
 TIERS="host"
 
 run_with() { # RUNNER DIR [runner options]: run the bundle's container to completion
@@ -19,7 +16,6 @@ run_with() { # RUNNER DIR [runner options]: run the bundle's container to comple
   fi
 }
 run_ctr() { run_with "${ROOTFS_RUNNER:-bivy}" "$@"; }
-run_ctr_nonroot() { run_with "${ROOTFS_RUNNER_NONROOT:-helper}" "$@"; }
 
 # a private copy of the busybox rootfs (tests that plant things in the image)
 own_rootfs() {
@@ -225,7 +221,7 @@ test_userns_devices_are_host_binds() {
   jqi "$T/c15/config.json" '.linux.namespaces += [{"type":"user"}]
       | .linux.uidMappings = [{"containerID":0,"hostID":100000,"size":65536}]
       | .linux.gidMappings = [{"containerID":0,"hostID":100000,"size":65536}]'
-  out=$(run_ctr_nonroot "$T/c15")
+  out=$(run_ctr "$T/c15")
   grep -Eq '^ +0 +100000 +65536$' <<<"$out" || fail "not in the user namespace: $out"
   assert_contains "$out" "/dev/null 1:3"
   assert_contains "$out" "/dev/zero 1:5"
@@ -236,7 +232,7 @@ test_userns_devices_are_host_binds() {
   # without its own network namespace it may not mount sysfs: /sys is a read-only host bind
   jqi "$T/c15/config.json" '.linux.namespaces |= map(select(.type != "network"))
       | .process.args = ["sh", "-c", "grep \" /sys \" /proc/self/mountinfo; touch /sys/x || echo RO"]'
-  out=$(run_ctr_nonroot "$T/c15" 2>&1)
+  out=$(run_ctr "$T/c15" 2>&1)
   grep -q ' /sys ro,' <<<"$out" || fail "/sys: $out"
   assert_contains "$out" "RO"
 }

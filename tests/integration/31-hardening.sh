@@ -2,12 +2,9 @@
 # rlimits, user/groups/umask, hostname/domainname, hooks (state on stdin, env, exit status,
 # timeout) and the terminal over a console socket.
 #
-# Containers run through run_ctr: `bivy run` (ROOTFS_RUNNER=helper: tests/helpers/rootfs-run,
-# a mini runner that drives the same runtime/linux.h functions without the lifecycle code).
-# Tests with a non-root process user or a user namespace use run_ctr_nonroot, which uses the
-# helper until `bivy create` supports them (exec fifo mode 0600 is not openable by a non-root
-# container process; no setresuid(0) after joining a new user namespace). Set
-# ROOTFS_RUNNER_NONROOT=bivy to run them through bivy.
+# Containers run through run_ctr: `bivy run`, or with ROOTFS_RUNNER=helper
+# tests/helpers/rootfs-run, a mini runner that drives the same runtime/linux.h functions
+# without the lifecycle code (to tell a rootfs bug from a lifecycle one).
 TIERS="host"
 
 run_with() { # RUNNER DIR [runner options]: run the bundle's container to completion
@@ -19,7 +16,6 @@ run_with() { # RUNNER DIR [runner options]: run the bundle's container to comple
   fi
 }
 run_ctr() { run_with "${ROOTFS_RUNNER:-bivy}" "$@"; }
-run_ctr_nonroot() { run_with "${ROOTFS_RUNNER_NONROOT:-helper}" "$@"; }
 
 capline() { awk -v k="$1:" '$1 == k {print $2}' <<<"$2"; }
 
@@ -40,7 +36,7 @@ test_caps_exact_sets_non_root() {
       "bounding": ["CAP_NET_RAW", "CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_NET_RAW"],
       "permitted": ["CAP_NET_RAW", "CAP_KILL"], "inheritable": ["CAP_NET_RAW"],
       "ambient": ["CAP_NET_RAW", "CAP_KILL"]}'
-  out=$(run_ctr_nonroot "$T/c2")
+  out=$(run_ctr "$T/c2")
   assert_eq "$(capline CapBnd "$out")" 0000000000002021 "bounding = NET_RAW|KILL|CHOWN"
   assert_eq "$(capline CapInh "$out")" 0000000000002000 "inheritable exactly as configured"
   # KILL is not inheritable, so it cannot be ambient: after exec only NET_RAW survives
@@ -89,7 +85,7 @@ test_user_groups_umask() {
   cp -a "$ROOTFS" "$T/rootfs"
   chmod 1777 "$T/rootfs/tmp"
   jqi "$T/c6/config.json" --arg r "$T/rootfs" '.root.path = $r'
-  out=$(run_ctr_nonroot "$T/c6")
+  out=$(run_ctr "$T/c6")
   assert_eq "$out" "1000
 1001
 1001 5 6

@@ -129,3 +129,28 @@ Test(lifecycle_state, live_status_from_pid_and_start_time) {
   close(fd);
   rmroot(root);
 }
+
+#include <signal.h>
+
+#include "runtime/container.h"
+
+Test(lifecycle_signal, names_and_numbers) {
+  cr_assert_eq(bivy_signal_parse("KILL"), SIGKILL);
+  cr_assert_eq(bivy_signal_parse("SIGKILL"), SIGKILL);
+  cr_assert_eq(bivy_signal_parse("kill"), SIGKILL);
+  cr_assert_eq(bivy_signal_parse("sigterm"), SIGTERM);
+  cr_assert_eq(bivy_signal_parse("9"), 9);
+  cr_assert_eq(bivy_signal_parse("15"), 15);
+  cr_assert_eq(bivy_signal_parse("USR1"), SIGUSR1);
+  cr_assert_eq(bivy_signal_parse("SIGWINCH"), SIGWINCH);
+  cr_assert_eq(bivy_signal_parse("RTMIN"), SIGRTMIN);
+  cr_assert_eq(bivy_signal_parse("RTMIN+2"), SIGRTMIN + 2);
+  cr_assert_eq(bivy_signal_parse("SIGRTMAX-1"), SIGRTMAX - 1);
+  cr_assert_eq(bivy_signal_parse("FOO"), -EINVAL);
+  cr_assert_eq(bivy_signal_parse("0"), -EINVAL);
+  cr_assert_eq(bivy_signal_parse("65"), -EINVAL);
+  cr_assert_eq(bivy_signal_parse("9x"), -EINVAL);
+  cr_assert_eq(bivy_signal_parse("RTMIN+99"), -EINVAL);
+  cr_assert_eq(bivy_signal_parse(""), -EINVAL);
+  cr_assert_eq(bivy_signal_parse("SIG"), -EINVAL);
+}

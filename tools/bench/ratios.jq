@@ -40,8 +40,8 @@ def abs($scens; $name; $limit; $ttl; $unit):
   + if $r == null then {value: null, result: "n/a", note: "not run"}
     elif ($r.ok | not) then {value: null, result: "n/a", note: $r.error}
     else {value: $r.total.median, unit: $unit, result: (if $r.total.median <= $limit then "PASS" else "MISS" end),
-          note: ("median " + ($r.total.median * 100 | round / 100 | tostring) + " " + $unit)
-                + (if $unit == "ms" then ", p90 " + ($r.total.p90 * 100 | round / 100 | tostring) + " ms" else "" end)}
+          note: (("median " + ($r.total.median * 100 | round / 100 | tostring) + " " + $unit)
+                + (if $unit == "ms" then ", p90 " + ($r.total.p90 * 100 | round / 100 | tostring) + " ms" else "" end))}
     end;
 
 (.scenarios | lcfloor) as $f | .scenarios |= annotate($f)

@@ -8,7 +8,9 @@ def table($scens):
   "|---|---|---:|---:|---:|---:|---:|---|",
   ($scens[] as $s | $s.variants[] |
     "| \($s.title) | \(.name) | "
-    + (if .ok then "\(.stat.median | ms) | \(.stat.p90 | ms) | \(.vs.crun | x) | \(.vs.runc | x) | \(.vs.floor | x) | "
+    + (if .ok and .unit == "KiB" then "\(.stat.median | ms) KiB | | | | | " + ($s.variants as $vv | [$vv[] | select(.name | startswith("conmon")) | select(.ok)][0] as $c
+              | if $c and (.name | startswith("conmon") | not) then "\(.stat.median / $c.total.median * 100 | round / 100)x conmon" else "" end)
+       elif .ok then "\(.stat.median | ms) | \(.stat.p90 | ms) | \(.vs.crun | x) | \(.vs.runc | x) | \(.vs.floor | x) | "
               + ([if ($s.floor != null) and .vs.floor != null and (.name | startswith("floor:") | not) then "vs \($s.floor)" else empty end,
                   if (.steps | length) > 1 then (.steps | to_entries | map("\(.key) \(.value.median | ms)") | join(" + ")) else empty end]
                  | join("; "))
@@ -26,6 +28,8 @@ def table($scens):
 "crun refuses every container on this hybrid host (\"cgroups in hybrid mode not supported\"), so here bivy is compared with runc and the floors; the crun comparison is in the VM tier below.",
 "",
 table(.scenarios),
+"",
+"Scenarios: " + ([.scenarios[] | "**\(.title)**: \(.what)" + (if .rounds and .id == "bivyd" then "" else "" end)] | join("; ")) + ".",
 "",
 (.scenarios[] | select(.id == "net") | .variants as $v
   | [$v[] | select(.ok) | {key: .name, value: .stat.median}] | from_entries
