@@ -13,7 +13,7 @@ PKGS=(
   # tests
   libcriterion-dev busybox-static jq iproute2 nftables netcat-openbsd util-linux procps
   # the pure cgroup v2 VM tier
-  qemu-system-x86 cpio kmod
+  qemu-system-x86 cpio kmod xz-utils
   # real clients and peers
   podman runc crun conmon criu hyperfine
 )

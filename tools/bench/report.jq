@@ -7,7 +7,7 @@ def table($scens):
   "| Scenario | Runtime | median ms | p90 ms | vs crun | vs runc | vs floor | note |",
   "|---|---|---:|---:|---:|---:|---:|---|",
   ($scens[] as $s | $s.variants[] |
-    "| \($s.title) | \(.name) | "
+    "| \($s.title)\(if $s.rounds_planned and $s.rounds < $s.rounds_planned then " (\($s.rounds) rounds)" else "" end) | \(.name) | "
     + (if .ok and .unit == "KiB" then "\(.stat.median | ms) KiB | | | | | " + ($s.variants as $vv | [$vv[] | select(.name | startswith("conmon")) | select(.ok)][0] as $c
               | if $c and (.name | startswith("conmon") | not) then "\(.stat.median / $c.total.median * 100 | round / 100)x conmon" else "" end)
        elif .ok then "\(.stat.median | ms) | \(.stat.p90 | ms) | \(.vs.crun | x) | \(.vs.runc | x) | \(.vs.floor | x) | "
@@ -40,7 +40,7 @@ table(.scenarios),
 (if (.vm | type) != "object" then "not run (--no-vm)"
  elif .vm.status != "ok" then "not run: \(.vm.status)"
  else
-   "Emulated (TCG): fork+exec is ~50x slower than on the host, so \(.vm.config.rounds) rounds (+\(.vm.config.warmup) warm-up) per scenario, capped at 60 s each; kernel \(.vm.machine.kernel), cgroups \(.vm.machine.cgroups). Compare ratios, not absolute times.",
+   "Emulated (TCG): fork+exec is ~50x slower than on the host, so \(.vm.config.rounds) rounds (+\(.vm.config.warmup) warm-up) per scenario, capped at 40 s of measuring each; kernel \(.vm.machine.kernel), cgroups \(.vm.machine.cgroups). Compare ratios, not absolute times.",
    "",
    table(.vm.scenarios)
  end),

@@ -263,6 +263,11 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
       json_object_set_new(names, "linux.resources.cpu.shares", json_string(name));
     }
   }
+  /* --memory-swap alone: OCI swap counts memory+swap, so it needs the limit in force */
+  json_t *mem = json_object_get(res, "memory");
+  json_t *cur_limit = json_object_get(json_object_get(json_object_get(c.state, "resources"), "memory"), "limit");
+  if (json_object_get(mem, "swap") && !json_object_get(mem, "limit") && json_is_integer(cur_limit))
+    json_object_set(mem, "limit", cur_limit);
   if (json_object_size(res) == 0)
     return bivy_cli_usage_error(err, "update", "nothing to update: give at least one limit flag or -r FILE");
 
