@@ -316,9 +316,20 @@ static int make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent
     }
     _cleanup_close_ int next = openat(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) return bivy_error_errno(err, "open cgroup %s", h->dir);
-    if (!h->v2 && (h->ctrls & (1u << CG_CPUSET)) && h->created > 0) {
-      int r = cpuset_inherit(cur, next, h->dir, err);
-      if (r < 0) return r;
+    if (!h->v2 && (h->ctrls & (1u << CG_CPUSET))) {
+      bool ours = h->created > 0 || (bivy_parent && depth == 0);
+      if (h->created > 0) {
+        int r = cpuset_inherit(cur, next, h->dir, err);
+        if (r < 0) return r;
+      }
+      /* in bivy's own parents, let the kernel copy cpus/mems into new children: cheaper
+       * than writing them (each cpuset write rebuilds scheduler domains) */
+      if (ours && !leaf) {
+        _cleanup_free_ char *cc = NULL;
+        _cleanup_error_ bivy_error_t e = NULL;
+        if (bivy_cg_read(next, "cgroup.clone_children", &cc, &e) == 0 && strcmp(cc, "0") == 0)
+          bivy_cg_write(next, "cgroup.clone_children", "1", &e);
+      }
     }
     bivy_closep(&cur);
     cur = steal_fd(&next);

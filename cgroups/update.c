@@ -253,13 +253,33 @@ static int validate(struct bivy_cgroup *cg, struct bivy_cg_write *w, struct snap
   return 0;
 }
 
+/* "linux.resources.memory.swap: ..." -> "--memory-swap 10M: ..." when the value came from a flag */
+static void rename_fields(json_t *names, bivy_error_t *err) {
+  if (names == NULL || *err == NULL || (*err)->msg == NULL) return;
+  const char *k;
+  json_t *v;
+  json_object_foreach(names, k, v) {
+    char *hit = strstr((*err)->msg, k);
+    size_t kl = strlen(k);
+    if (hit == NULL || hit[kl] != ':' || !json_is_string(v)) continue;
+    char *m = NULL;
+    if (asprintf(&m, "%.*s%s%s", (int)(hit - (*err)->msg), (*err)->msg, json_string_value(v), hit + kl) < 0) return;
+    free((*err)->msg);
+    (*err)->msg = m;
+    return;
+  }
+}
+
 int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct bivy_cgroup_update_opts *o,
                        bivy_error_t *err) {
   if (json_object_get(resources, "devices"))
     return bivy_error(err, 0, "linux.resources.devices: device rules cannot be updated on a live container");
   struct bivy_cg_plan plan = {0};
   int r = bivy_cg_translate(resources, bivy_cg_v2mask(cg), "linux.resources", &plan, err);
-  if (r < 0) return r;
+  if (r < 0) {
+    rename_fields(o->names, err);
+    return r;
+  }
   /* name fields the way the user gave them */
   for (size_t i = 0; o->names && i < plan.n; i++) {
     json_t *n = json_object_get(o->names, plan.w[i].field);

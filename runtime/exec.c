@@ -76,7 +76,8 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
   prctl(PR_SET_DUMPABLE, 0);
   _cleanup_free_ char *exe = bivy_find_executable(p->args[0], p->env);
   if (exe == NULL) {
-    bivy_error(&err, errno, "exec \"%s\"%s", p->args[0], strchr(p->args[0], '/') ? "" : ": executable file not found in $PATH");
+    if (strchr(p->args[0], '/')) bivy_error(&err, errno, "exec \"%s\"", p->args[0]);
+    else bivy_error_plain(&err, ENOENT, "exec \"%s\": executable file not found in $PATH", p->args[0]);
     bivy_sync_die(sync, 127, NULL, &err);
   }
   if (bivy_prepare_fds(a->preserve_fds, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
@@ -233,7 +234,10 @@ int bivy_container_exec(const struct bivy_exec_opts *o, pid_t *pid_out, bivy_err
   if (r < 0) return r;
   if (rootfd < 0) return bivy_error_errno(err, "open %s", path);
   if (o->preserve_fds < 0) return bivy_error_plain(err, EINVAL, "--preserve-fds: must be >= 0");
-  /* children of this process are born in the container's pid namespace */
+  /* children of this process are born in the container's pid namespace (until we switch
+   * back right after the clone: later children, e.g. sanitizer helpers, stay ours) */
+  _cleanup_close_ int own_pidns = join_pid ? open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
+  if (join_pid && own_pidns < 0) return bivy_error_errno(err, "open /proc/self/ns/pid");
   if (join_pid && setns(ipidfd, CLONE_NEWPID) < 0)
     return bivy_error_errno(err, "join the pid namespace of container %s", o->id);
   int sp[2];
@@ -258,6 +262,7 @@ int bivy_container_exec(const struct bivy_exec_opts *o, pid_t *pid_out, bivy_err
     close(sync);
     exec_child_main(&a);
   }
+  if (join_pid) setns(own_pidns, CLONE_NEWPID);
   if (c_sync >= 0) close(c_sync);
   if (c_pidfd >= 0) close(c_pidfd);
   if (c_root >= 0) close(c_root);

@@ -73,6 +73,7 @@ static void drain(int fd, char *buf, size_t *n) {
 
 static int run_hook(const struct bivy_hook *h, const char *kind, size_t idx, const char *state,
                     bivy_error_t *err) {
+  if (access(h->path, X_OK) < 0) return bivy_error_errno(err, "hook %s[%zu] %s", kind, idx, h->path);
   _cleanup_close_ int in = -1;
   int r = state_pipe(state, &in, err);
   if (r < 0) return bivy_error_wrap(err, "hook %s[%zu] %s", kind, idx, h->path);
@@ -92,8 +93,11 @@ static int run_hook(const struct bivy_hook *h, const char *kind, size_t idx, con
     signal(SIGPIPE, SIG_DFL);
     if (dup2(in, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) _exit(126);
     execve(h->path, h->args && h->args[0] ? h->args : default_args, h->env ? h->env : empty_env);
-    dprintf(2, "exec: %s", strerror(errno));
-    _exit(127);
+    /* only async-signal-safe calls after fork: a fixed message, the errno in the status */
+    static const char msg[] = "exec failed";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(errno == ENOENT ? 127 : 126);
   }
   bivy_closep(&out_w);
   bivy_closep(&in);

@@ -139,8 +139,8 @@ void bivy_init_main(struct bivy_init_args *a) {
      * create (and leaves nothing) instead of surfacing only at start */
     exe = bivy_find_executable(p->args[0], p->env);
     if (exe == NULL) {
-      bivy_error(&err, errno, "process.args[0]: exec \"%s\"%s", p->args[0],
-                 strchr(p->args[0], '/') ? "" : ": executable file not found in $PATH");
+      if (strchr(p->args[0], '/')) bivy_error(&err, errno, "process.args[0]: exec \"%s\"", p->args[0]);
+      else bivy_error_plain(&err, ENOENT, "process.args[0]: exec \"%s\": executable file not found in $PATH", p->args[0]);
       bivy_sync_die(sync, 127, NULL, &err);
     }
   }

@@ -14,7 +14,7 @@ assert_bench_clean() {
   left=$(ip netns list | grep -E "bench-(net|ipc)-$pid\b" || true)
   assert_eq "$left" "" "network namespaces left by bench run $pid"
   [ ! -e "$BUILD/bench/bundles-$pid" ] || fail "bundles left: $BUILD/bench/bundles-$pid"
-  left=$(grep -c "bench-.*-$pid\|bivy-bench" /proc/self/mountinfo || true)
+  left=$(grep -c "bench-.*-$pid\|bivy-bench\.\|$BUILD/bench/tmp\." /proc/self/mountinfo || true)
   assert_eq "$left" "0" "mounts left by bench run $pid"
   # (a process left in a container would have kept its cgroup alive: checked above)
   left=$(ps -eo args | grep -c "[b]ench/bundles-$pid/" || true)
@@ -87,4 +87,20 @@ test_bench_sigterm_leaves_nothing() {
   assert_contains "$(cat "$T/out")" "interrupted"
   assert_bench_clean $pid
   [ ! -e "$T/r.json" ] || fail "a results file from an interrupted run"
+}
+
+test_bench_bivyd_rows_and_clean_up() {
+  local pid rc=0
+  BENCH_BIVYD_N=2 BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --only bivyd --rounds 2 --warmup 0 \
+    --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
+  pid=$!
+  wait $pid || rc=$?
+  [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
+  assert_bench_clean $pid
+  assert_eq "$(jq -r '[.scenarios[0].variants[].name] | join(",")' "$T/r.json")" \
+    "bivyd restart latency,bivyd memory per instance (KiB),conmon memory per container (KiB)"
+  # measured (restart: one sample per round), or n/a with the reason
+  jq -e '.scenarios[0].variants[] | select(.name == "bivyd restart latency") | (.ok and .total.n == 2) or (.error | length > 0)' \
+    "$T/r.json" >/dev/null || fail "restart row: $(jq -c '.scenarios[0].variants[0]' "$T/r.json")"
+  jq -e '[.targets[] | select(.target | startswith("bivyd"))] | length == 2' "$T/r.json" >/dev/null || fail "bivyd targets"
 }

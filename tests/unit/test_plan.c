@@ -378,6 +378,10 @@ Test(hooks, exit_status_and_timeout) {
   h[0].timeout = 1;
   cr_assert_lt(bivy_hooks_run(&c, BIVY_HOOK_CREATE_RUNTIME, "{}", &err), 0);
   cr_assert(strstr(err->msg, "hook createRuntime[0] /bin/sh: timed out after 1 s"), "%s", err->msg);
+  h[0].path = (char *)"/nonexistent/hook";
+  cr_assert_lt(bivy_hooks_run(&c, BIVY_HOOK_CREATE_RUNTIME, "{}", &err), 0);
+  cr_assert(strstr(err->msg, "hook createRuntime[0] /nonexistent/hook: No such file or directory"), "%s", err->msg);
+  h[0].path = (char *)"/bin/sh";
   char *args_ok[] = {"sh", "-c", "cat >/dev/null", NULL};
   h[0].args = args_ok;
   h[0].timeout = 0;

@@ -22,12 +22,12 @@ int cgv_open(struct bivy_global *g, const char *verb, const char *id, bool lock,
   }
   int r = bivy_state_load(g->root, id, &c->state, err);
   if (r < 0) {
-    if (r == -ENOENT) return bivy_error(err, ENOENT, "%s: container %s does not exist", verb, id);
+    if (r == -ENOENT) return bivy_error(err, 0, "%s: container %s does not exist", verb, id);
     return bivy_error_wrap(err, "%s", verb);
   }
   c->status = bivy_state_refresh(g->root, id, c->state);
   json_t *cj = json_object_get(c->state, "cgroup");
-  if (cj == NULL) return bivy_error(err, ENOENT, "%s: container %s has no cgroup recorded", verb, id);
+  if (cj == NULL) return bivy_error(err, 0, "%s: container %s has no cgroup recorded", verb, id);
   if ((r = bivy_cgroup_from_json(cj, &c->cg, err)) < 0) return bivy_error_wrap(err, "%s: container %s", verb, id);
   return 0;
 }
