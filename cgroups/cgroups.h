@@ -3,7 +3,16 @@
  *
  * Path rule (linux.cgroupsPath): an absolute path ("/a/b") is taken from the root of each
  * hierarchy; a relative one ("a/b") and the default (the container ID) go under a "bivy"
- * parent ("/bivy/a/b"). */
+ * parent ("/bivy/a/b"). "." / ".." components and systemd "slice:prefix:name" paths are
+ * refused; the leaf must not exist yet (bivy never takes over a cgroup it did not create).
+ *
+ * Ownership: bivy writes only to directories it created (and the shared "bivy" parent):
+ * controllers are enabled in cgroup.subtree_control there; an existing ancestor lacking a
+ * controller that linux.resources needs is an error naming it. Destroy removes the leaf
+ * and the now-empty parents bivy created.
+ *
+ * Hybrid hosts: the v1 hierarchies carry the limits; the container also gets a twin cgroup
+ * in the cgroup2 tree (PSI, cgroup.kill, hugetlb when enabled there). */
 #ifndef BIVY_CGROUPS_H
 #define BIVY_CGROUPS_H
 

@@ -7,10 +7,14 @@
  * Decisions (see runtime/plan.c and runtime/rootfs.c for the details):
  *  - Every destination is resolved inside the rootfs (openat2 RESOLVE_IN_ROOT) and mounted on
  *    the O_PATH fd with the new mount API; read-only binds are made read-only before attach.
- *  - A mount of type cgroup/cgroup2 becomes a fresh cgroup2 mount when the container has its
- *    own cgroup namespace (on a hybrid host: the unified tree only), otherwise a read-only bind
- *    of the host's cgroup2 tree; bivy never mounts cgroup2 from the host's cgroup namespace
- *    (that would re-apply root options such as nsdelegate to the host's hierarchy).
+ *  - cgroup mounts, with the container in its own cgroup namespace: type "cgroup" on a
+ *    v1/hybrid host gives the host's layout as seen from the namespace (a read-only tmpfs with
+ *    each controller hierarchy re-mounted, plus "unified"; named hierarchies such as
+ *    name=systemd are left out), otherwise a fresh cgroup2 mount. Without a cgroup namespace:
+ *    a read-only bind of the host's cgroup2 tree (/sys/fs/cgroup/unified on hybrid hosts).
+ *    bivy never mounts cgroup2 from the host's cgroup namespace (that re-applies root options
+ *    such as nsdelegate to the host's hierarchy) and never creates or reconfigures a v1
+ *    hierarchy (it only mounts existing ones from inside the namespace).
  *  - In a user namespace devices are bind-mounted from the host, and sysfs falls back to a
  *    read-only bind of /sys when the container has no network namespace of its own. The
  *    caller must have become the namespace's root (setresuid(0)) before phase 0.

@@ -210,6 +210,57 @@ static const char *host_cgroup2_path(void) {
   return NULL;
 }
 
+/* Type "cgroup" on a v1/hybrid host, in the container's own cgroup namespace: the v1 layout
+ * the host has, seen from the namespace (each hierarchy rooted at the container's cgroup):
+ * a tmpfs with one mount per controller hierarchy listed in /proc/self/cgroup (the cgroup2
+ * one as "unified"), symlinks for co-mounted controllers (cpu -> cpu,cpuacct), then the tmpfs made
+ * read-only. Existing hierarchies are only mounted again, never created or reconfigured. */
+static int mount_cgroup_v1(const struct bivy_op *op, int dst, const char *what, bivy_error_t *err) {
+  _cleanup_close_ int tmp = fs_create(what, "tmpfs", "cgroup", "mode=755,size=64k", op->flags & ~(unsigned long)MS_RDONLY, err);
+  if (tmp < 0) return tmp;
+  if (attach(tmp, dst) < 0) return bivy_error_errno(err, "%s: attach tmpfs", what);
+  _cleanup_close_ int dir = openat(tmp, ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (dir < 0) return bivy_error_errno(err, "%s: open tmpfs", what);
+  _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+  if (f == NULL) return bivy_error_errno(err, "%s: open /proc/self/cgroup", what);
+  _cleanup_free_ char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c2 == NULL) continue;
+    *c2 = '\0';
+    char *ctrls = c1 + 1;
+    bool unified = strncmp(line, "0:", 2) == 0 && *ctrls == '\0';
+    /* named hierarchies (name=systemd) are not managed by bivy: the container is not in a
+     * cgroup of its own there, so its namespace root would expose the runtime's subtree */
+    if ((!unified && *ctrls == '\0') || strstr(ctrls, "name=")) continue;
+    char dname[256];
+    snprintf(dname, sizeof(dname), "%s", unified ? "unified" : ctrls);
+    if (strchr(dname, '/') || dname[0] == '.') continue;
+    if (mkdirat(dir, dname, 0755) < 0 && errno != EEXIST) return bivy_error_errno(err, "%s: mkdir %s", what, dname);
+    _cleanup_close_ int mfd = unified ? fs_create(what, "cgroup2", "cgroup2", NULL, op->flags, err)
+                                      : fs_create(what, "cgroup", "cgroup", ctrls, op->flags, err);
+    if (mfd < 0) return bivy_error_wrap(err, "hierarchy %s", dname);
+    _cleanup_close_ int sub = openat(dir, dname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0 || attach(mfd, sub) < 0) return bivy_error_errno(err, "%s: attach hierarchy %s", what, dname);
+    if (!unified && strchr(ctrls, ',')) {
+      char *save = NULL;
+      for (char *c = strtok_r(ctrls, ",", &save); c; c = strtok_r(NULL, ",", &save))
+        if (symlinkat(dname, dir, c) < 0 && errno != EEXIST)
+          return bivy_error_errno(err, "%s: symlink %s", what, c);
+    }
+  }
+  struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+  if ((op->flags & MS_RDONLY) && mount_setattr(tmp, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+    return bivy_error_errno(err, "%s: make read-only", what);
+  return 0;
+}
+
+static bool host_cgroup_is_v1(void) {
+  struct statfs s;
+  return statfs("/sys/fs/cgroup", &s) == 0 && s.f_type == TMPFS_MAGIC;
+}
+
 static int op_mount(const struct bivy_op *op, int rootfd, bivy_error_t *err) {
   char what[512];
   snprintf(what, sizeof(what), "mounts[%d] %s", op->index, op->target);
@@ -223,9 +274,14 @@ static int op_mount(const struct bivy_op *op, int rootfd, bivy_error_t *err) {
   } else if (strcmp(op->fstype, "cgroup") == 0 || strcmp(op->fstype, "cgroup2") == 0) {
     /* Never create a cgroup2 superblock context from the host's cgroup namespace: mounting
      * cgroup2 there re-applies root options (nsdelegate...) to the host's hierarchy. With its
-     * own cgroup ns the container gets a fresh cgroup2 view rooted at its cgroup; otherwise a
+     * own cgroup ns the container gets a fresh view rooted at its cgroup (type "cgroup" on a
+     * v1/hybrid host: the v1 layout, see mount_cgroup_v1; else cgroup2); without one, a
      * read-only bind of the host's cgroup2 tree (the unified one on hybrid hosts). */
-    if (op->cgroup_ns) {
+    if (op->cgroup_ns && strcmp(op->fstype, "cgroup") == 0 && host_cgroup_is_v1()) {
+      _cleanup_close_ int dst = mkpath_in_root(rootfd, op->target, false, err);
+      if (dst < 0) return bivy_error_wrap(err, "%s", what);
+      return mount_cgroup_v1(op, dst, what, err);
+    } else if (op->cgroup_ns) {
       mfd = fs_create(what, "cgroup2", "cgroup2", NULL, op->flags, err);
     } else {
       const char *src = host_cgroup2_path();

@@ -152,8 +152,14 @@ int bivy_seccomp_prepare(json_t *seccomp, const char *cache_dir, struct bivy_sec
   }
   s->notify = prof.notify;
   for (unsigned bit = 0; bit < sizeof flag_names / sizeof flag_names[0]; bit++) {
-    if (!(prof.flags & (1u << bit))) continue;
-    if (kernel_has_flag(1u << bit)) s->flags |= 1u << bit;
+    unsigned int flag = 1u << bit, probe = flag;
+    if (!(prof.flags & flag)) continue;
+    if (flag == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) {
+      /* only meaningful (and only accepted by the kernel) together with a listener */
+      if (!s->notify) continue;
+      probe |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    }
+    if (kernel_has_flag(probe)) s->flags |= flag;
     else fprintf(stderr, "bivy: warning: seccomp: %s not supported by this kernel, ignored\n", flag_names[bit]);
   }
   if ((prof.listener_path && (s->listener_path = strdup(prof.listener_path)) == NULL) ||

@@ -39,7 +39,13 @@ test_default_mounts_and_flags() {
   assert_contains "$(opts /sys)" "ro,"
   assert_contains "$(opts /sys)" " sysfs"
   assert_contains "$(opts /sys/fs/cgroup)" "ro,"
-  assert_contains "$(opts /sys/fs/cgroup)" " cgroup2"
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ]; then # v1/hybrid host: the v1 layout
+    assert_contains "$(opts /sys/fs/cgroup)" " tmpfs"
+    assert_contains "$(opts /sys/fs/cgroup/memory)" " cgroup"
+    assert_contains "$(opts /sys/fs/cgroup/unified)" " cgroup2"
+  else
+    assert_contains "$(opts /sys/fs/cgroup)" " cgroup2"
+  fi
   # the host's mounts are gone after pivot_root
   [ -z "$(awk '$5 ~ "^/(work|home|run|boot)"' <<<"$out")" ] || fail "host mounts visible: $out"
   [ "$(awk '$5 == "/" ' <<<"$out" | wc -l)" = 1 ] || fail "more than one / mount: $out"
@@ -252,4 +258,20 @@ test_bad_mount_option_names_the_mount() {
   expect_fail "mounts[7] /x: option \"size=abc\" (tmpfs: Bad value for 'size')" run_ctr "$T/c17"
   # and nothing is left behind
   [ -z "$(bivy list -q 2>/dev/null)" ] || fail "container left after the failed run"
+}
+
+# type "cgroup" with a cgroup namespace: the host's layout seen from the container's own
+# cgroup (v1 hierarchies + unified on a hybrid host, cgroup2 on a unified one), read-only
+test_cgroup_mount_shows_own_cgroup() {
+  mkbundle "$T/c18" sh -c 'if [ -d /sys/fs/cgroup/memory ]; then cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/fs/cgroup; else cat /sys/fs/cgroup/memory.max; fi; cat /proc/self/cgroup; mkdir /sys/fs/cgroup/x 2>&1 || true'
+  jqi "$T/c18/config.json" '.linux.resources.memory.limit = 67108864'
+  out=$(run_with bivy "$T/c18") # cgroups are the lifecycle's: not done by the helper
+  assert_contains "$out" "67108864" "the container's own memory limit"
+  assert_contains "$out" "Read-only file system"
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ]; then
+    for h in cpu memory pids unified; do grep -qx "$h" <<<"$out" || fail "no /sys/fs/cgroup/$h: $out"; done
+    ! grep -qx systemd <<<"$out" || fail "a named hierarchy the container is not confined in: $out"
+  fi
+  # each hierarchy is rooted at the container's cgroup
+  [ -z "$(grep -E '^[0-9]+:[^:]*:/.+' <<<"$out")" ] || fail "cgroup paths not namespaced: $out"
 }

@@ -15,7 +15,11 @@ test_v2_rootfs_essentials() {
   opts() { awk -v m="$1" '$5 == m {print $6 " " $(NF-2)}' <<<"$out" | tail -1; }
   assert_contains "$(opts /)" "ro,"
   assert_contains "$(opts /sys/fs/cgroup)" "ro,"
-  assert_contains "$(opts /sys/fs/cgroup)" " cgroup2"
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ]; then
+    assert_contains "$(opts /sys/fs/cgroup/unified)" " cgroup2"
+  else
+    assert_contains "$(opts /sys/fs/cgroup)" " cgroup2"
+  fi
   assert_contains "$(opts /proc/sys)" "ro,"
   assert_contains "$(opts /etc/$canary)" " tmpfs"
   [ ! -e "/etc/$canary" ] || fail "mount point created on the host's /etc"

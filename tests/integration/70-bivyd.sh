@@ -238,7 +238,7 @@ test_health_checks() {
 
 test_logs_tail_follow_rotate() {
   start_bivyd --log-max-size 8k
-  bv up talk --rootfs "$ROOTFS" -- sh -c 'echo out; echo err >&2; echo first; while [ ! -e /dev/shm/go ]; do sleep 0.05; done; echo late; exec sleep 1000' >/dev/null
+  bv up talk --rootfs "$ROOTFS" -- sh -c 'trap "echo late" USR1; echo out; echo err >&2; echo first; while :; do sleep 0.05; done' >/dev/null
   wait_for sh -c "\"$BIVY\" --socket \"$T/sock\" logs talk | grep -q first"
   out=$(bv logs talk)
   assert_contains "$out" "out"
@@ -247,7 +247,7 @@ test_logs_tail_follow_rotate() {
   bv logs -f talk >"$T/follow" &
   fpid=$!
   wait_for grep -q first "$T/follow"
-  "$BIVY" --root "$T/broot" exec talk touch /dev/shm/go
+  kill -USR1 "$(field talk .pid)"
   wait_for grep -q late "$T/follow"
   kill "$fpid"
   # rotation: a chatty instance's log stays capped, one old file kept
@@ -284,25 +284,29 @@ test_bad_requests() {
 }
 
 test_scale_200() {
+  # 200 instances; 25 under ASan+UBSan (creates there are several times slower)
+  local n=200
+  [[ "$BUILD" == *asan* ]] && n=25
   start_bivyd
   # a lean bundle (pid and mount namespaces only) keeps 200 creates fast
   mkbundle "$T/lean" sleep 1000
   jqi "$T/lean/config.json" 'del(.linux.cgroupsPath) | del(.hostname) | .linux.namespaces = [{"type": "pid"}, {"type": "mount"}]'
   echo "ups start $(date +%T.%N)"
   rss0=$(awk '/^VmRSS/ {print $2}' /proc/"$BIVYD_PID"/status)
-  for i in $(seq 1 200); do bv up "s$i" --bundle "$T/lean" --restart always >/dev/null; done
-  assert_eq "$(bv ls --format json | jq '[.[] | select(.state == "running")] | length')" "200"
-  assert_eq "$(bv ls --format json | jq '[.[].pid] | unique | length')" "200"
-  assert_eq "$("$BIVY" --root "$T/broot" list -q | wc -l)" "200"
+  for i in $(seq 1 "$n"); do bv up "s$i" --bundle "$T/lean" --restart always >/dev/null; done
+  assert_eq "$(bv ls --format json | jq '[.[] | select(.state == "running")] | length')" "$n"
+  assert_eq "$(bv ls --format json | jq '[.[].pid] | unique | length')" "$n"
+  assert_eq "$("$BIVY" --root "$T/broot" list -q | wc -l)" "$n"
   echo "ups done $(date +%T.%N)"
   rss1=$(awk '/^VmRSS/ {print $2}' /proc/"$BIVYD_PID"/status)
-  per=$(((rss1 - rss0) * 1024 / 200))
-  echo "bivyd RSS: ${rss0} KiB idle, ${rss1} KiB with 200 instances: ${per} bytes per instance" | tee -a "$T/bivyd.log"
-  [ "$per" -lt 65536 ] || fail "bivyd RSS per instance ${per} bytes (target < 64 KiB)"
-  # still supervising: one crash among 200 is restarted
+  per=$(((rss1 - rss0) * 1024 / n))
+  echo "bivyd RSS: ${rss0} KiB idle, ${rss1} KiB with $n instances: ${per} bytes per instance" | tee -a "$T/bivyd.log"
+  # (ASan's shadow memory and quarantine make RSS meaningless there)
+  [[ "$BUILD" == *asan* ]] || [ "$per" -lt 65536 ] || fail "bivyd RSS per instance ${per} bytes (target < 64 KiB)"
+  # still supervising: one crash among them is restarted
   echo "kill $(date +%T.%N)"
-  kill -9 "$(field s100 .pid)"
-  wait_for restarts_at_least s100 1
+  kill -9 "$(field s10 .pid)"
+  wait_for restarts_at_least s10 1
   echo "restarted $(date +%T.%N)"
-  wait_for sh -c "\"$BIVY\" --socket \"$T/sock\" metrics | grep -q '^bivyd_instances{state=\"running\"} 200\$'"
+  wait_for sh -c "\"$BIVY\" --socket \"$T/sock\" metrics | grep -q '^bivyd_instances{state=\"running\"} $n\$'"
 }

@@ -425,7 +425,8 @@ Test(seccomp_effect, kill_process_signal, .signal = SIGSYS) {
 
 Test(seccomp_effect, notify_gives_a_cloexec_listener_fd) {
   int nfd = -1;
-  install("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/nonexistent\",\"syscalls\":[{\"names\":[\"mkdirat\"],"
+  install("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/nonexistent\","
+          "\"flags\":[\"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV\"],\"syscalls\":[{\"names\":[\"mkdirat\"],"
           "\"action\":\"SCMP_ACT_NOTIFY\"}]}",
           &nfd);
   cr_assert_geq(nfd, 0);

@@ -59,6 +59,10 @@ table(.scenarios),
    (if .breakdown.runc then " For reference, runc's timeline (strace -f, key syscalls; strace inflates every step, read as proportions):" else "" end)
  else "bivy --debug time stamps, then an strace -f timeline of key syscalls for bivy and runc (strace inflates every step: read as proportions)." end),
 "",
+(.scenarios[] | select(.id == "startup") | .variants as $v
+  | [$v[] | select(.ok) | {key: .name, value: .stat.median}] | from_entries
+  | select(.bivy and .["floor: fork+exec"])
+  | "Process start-up alone (exec, dynamic loading of the shared libraries, init; `bivy --version` minus a static fork+exec): \((.bivy - .["floor: fork+exec"]) | ms) ms per bivy invocation; `bivy run` pays it once, create + start + delete three times.", ""),
 (.scenarios[] | select(.id == "csd") | .variants[] | select(.name == "bivy" and .ok)
   | "The three phases from the create + start + delete scenario (medians): " + (.steps | to_entries | map("\(.key) \(.value.median | ms) ms") | join(", ")) + "."),
 "",
