@@ -179,9 +179,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   }
   const struct bivy_namespace *user = bivy_config_ns(c, BIVY_NS_USER);
   const struct bivy_namespace *pidns = bivy_config_ns(c, BIVY_NS_PID);
-  if (pidns && pidns->path)
-    return bivy_error_plain(err, ENOTSUP, "linux.namespaces: joining a pid namespace by path is not supported");
-  if (user && user->path && pidns)
+  if (user && user->path && pidns && pidns->path == NULL)
     return bivy_error_plain(err, ENOTSUP, "linux.namespaces: a new pid namespace inside a joined user namespace is not supported");
 
   r = bivy_state_create(o->root, o->id, err);
@@ -222,7 +220,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
         return bivy_error_errno(err, "linux.namespaces: %s namespace path %s", bivy_ns_name(ns->type), ns->path);
       x->ns_fds[ns->type] = fd;
       if (ns->type == BIVY_NS_USER) a.user_ns_fd = fd;
-      else a.ns_fds[ns->type] = fd;
+      else if (ns->type != BIVY_NS_PID) a.ns_fds[ns->type] = fd; /* pid: joined by the runtime */
     } else if (ns->type == BIVY_NS_CGROUP) {
       a.unshare_cgroupns = true;
     } else if (user && user->path) {
@@ -258,6 +256,16 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
     a.fifo_fd = fifo = nfi;
   }
 
+  /* a pid namespace given by path: setns() only moves our future children, so the runtime
+   * joins it for the clone and switches back right after */
+  _cleanup_close_ int own_pidns = -1;
+  int join_pid = x->ns_fds[BIVY_NS_PID];
+  if (join_pid >= 0) {
+    own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own_pidns < 0) return bivy_error_errno(err, "open /proc/self/ns/pid");
+    if (setns(join_pid, CLONE_NEWPID) < 0)
+      return bivy_error_errno(err, "linux.namespaces: join pid namespace %s", pidns->path);
+  }
   stamp(x, "clone3");
   int pidfd = -1;
   pid_t pid = bivy_clone3(flags, cgfd, &pidfd);
@@ -266,6 +274,9 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
     cgfd = -1;
     pid = bivy_clone3(flags, -1, &pidfd);
   }
+  int clone_errno = errno;
+  if (pid != 0 && own_pidns >= 0) setns(own_pidns, CLONE_NEWPID);
+  errno = clone_errno;
   if (pid < 0) return bivy_error_errno(err, "clone3 (namespaces 0x%llx)", (unsigned long long)flags);
   if (pid == 0) {
     close(sync);

@@ -15,13 +15,20 @@ struct bivy_seccomp; /* opaque: a compiled, ready-to-load filter */
 /* Validate and compile linux.seccomp (NULL = no filter; *out = NULL). Runs in the runtime
  * before the container process is created. cache_dir (may be NULL) holds compiled programs
  * keyed by a hash of profile + arch + libseccomp version. Errors name the JSON path:
- * "linux.seccomp.syscalls[12].args[0].op: unknown operator \"EQUALS\"". */
+ * "linux.seccomp.syscalls[12].args[0].op: unknown operator \"EQUALS\"".
+ * JSON null and an allow-everything profile ({"defaultAction":"SCMP_ACT_ALLOW"} with no
+ * syscalls and no flags) also give *out = NULL: such a filter would only cost time.
+ * Syscall names this libseccomp does not know are skipped with one warning on stderr
+ * ("bivy: warning: seccomp: unknown syscall \"x\" skipped"). The cache directory is created
+ * 0700 and used only when it is owned by the caller and not group/world-writable; an entry
+ * is used only after every header field, the checksum and the stored profile text match,
+ * else it is rebuilt (written atomically). A cache failure never fails the prepare. */
 int bivy_seccomp_prepare(json_t *seccomp, const char *cache_dir, struct bivy_seccomp **out,
                          bivy_error_t *err);
 
 /* In the container process, as the last step before exec: load the filter.
  * *notify_fd receives the listener fd when the profile uses SCMP_ACT_NOTIFY, else -1.
- * Makes no allocation and only one system call (seccomp(SECCOMP_SET_MODE_FILTER)), so it is
+ * On success makes no allocation and one system call (seccomp(SECCOMP_SET_MODE_FILTER)), so it is
  * safe after clone/fork. Loading needs no_new_privs OR CAP_SYS_ADMIN: with
  * process.noNewPrivileges set prctl(PR_SET_NO_NEW_PRIVS) first; without it, call this while
  * CAP_SYS_ADMIN is still effective (before dropping capabilities), as runc does.

@@ -160,7 +160,7 @@ static int check_limits(json_t *l, bivy_error_t *err) {
 int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   if (!json_is_object(spec)) return bivy_error(err, EINVAL, "spec: must be an object");
   static const char *const known[] = {"bundle", "rootfs", "args", "env", "restart", "health", "limits",
-                                      "net", "publish", "seccomp", "max_backoff_ms", NULL};
+                                      "net", "publish", "seccomp", "max_backoff_ms", "warm", NULL};
   const char *k;
   json_t *v;
   json_object_foreach(spec, k, v) {
@@ -194,6 +194,16 @@ int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   if (pub && !is_strv(pub, false)) return bivy_error(err, EINVAL, "spec.publish: must be an array of strings");
   json_t *sc = json_object_get(spec, "seccomp");
   if (sc && (!json_is_string(sc) || json_string_length(sc) == 0)) return bivy_error(err, EINVAL, "spec.seccomp: must be a string");
+  json_t *warm = json_object_get(spec, "warm");
+  if (warm && !json_is_boolean(warm)) return bivy_error(err, EINVAL, "spec.warm: must be true or false");
+  if (json_is_true(warm)) {
+    /* the spare is a second container: its own cgroup and ID, so no fixed cgroupsPath
+     * (bundle) and no address lease (bridge), which are per container */
+    if (bundle) return bivy_error(err, EINVAL, "spec.warm: needs rootfs (a bundle may fix linux.cgroupsPath)");
+    const char *n = json_string_value(net);
+    if (n && strcmp(n, "none") && strcmp(n, "host"))
+      return bivy_error(err, EINVAL, "spec.warm: needs net none or host (a bridge lease belongs to one container)");
+  }
   json_t *mb = json_object_get(spec, "max_backoff_ms");
   if (mb && (!json_is_integer(mb) || json_integer_value(mb) < 100 || json_integer_value(mb) > 86400000))
     return bivy_error(err, EINVAL, "spec.max_backoff_ms: must be an integer 100-86400000");

@@ -12,7 +12,9 @@
  *   "limits":  {"memory": BYTES, "cpus": N.N, "pids": N, "cpuset_cpus": "0-1"}
  *   "net":     "none" | "host" | "bridge[:NAME]" ...   "publish": ["8080:80", ...]
  *   "seccomp": "default" | "unconfined" | "/abs/profile.json"
- *   "max_backoff_ms": N (optional; the daemon's --max-backoff otherwise) */
+ *   "max_backoff_ms": N (optional; the daemon's --max-backoff otherwise)
+ *   "warm":    true: keep a created spare container so that a restart is only a start
+ *              (rootfs, net none/host only) */
 #ifndef BIVY_SUPERVISE_H
 #define BIVY_SUPERVISE_H
 

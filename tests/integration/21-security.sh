@@ -49,6 +49,13 @@ test_join_namespace_by_path() {
   assert_eq "$(sed -n 1p <<<"$out")" alpha "hostname of the joined uts namespace"
   assert_eq "$(sed -n 2p <<<"$out")" "$(readlink /proc/$pid/ns/uts)"
   assert_eq "$(sed -n 3p <<<"$out")" "$(readlink /proc/$pid/ns/net)"
+  # a shared pid namespace: pid 1 there is the first container's init
+  mkbundle "$T/j4" sh -c 'cat /proc/1/comm; readlink /proc/self/ns/pid'
+  jqi "$T/j4/config.json" --arg pid "/proc/$pid/ns/pid" \
+    '.linux.namespaces = [.linux.namespaces[] | if .type == "pid" then .path = $pid else . end]'
+  out=$(bivy run -b "$T/j4" j4)
+  assert_eq "$(sed -n 1p <<<"$out")" sleep
+  assert_eq "$(sed -n 2p <<<"$out")" "$(readlink /proc/$pid/ns/pid)"
   # a path that is not a namespace fails cleanly
   mkbundle "$T/j3" true
   jqi "$T/j3/config.json" '.linux.namespaces = [.linux.namespaces[] | if .type == "uts" then .path = "/nonexistent/ns" else . end]'

@@ -310,3 +310,31 @@ test_scale_200() {
   echo "restarted $(date +%T.%N)"
   wait_for sh -c "\"$BIVY\" --socket \"$T/sock\" metrics | grep -q '^bivyd_instances{state=\"running\"} $n\$'"
 }
+
+test_warm_restart() {
+  start_bivyd
+  expect_fail "spec.warm: needs net none or host" bv up w --rootfs "$ROOTFS" --warm --net bridge -- true
+  bv up w --rootfs "$ROOTFS" --restart always --warm --memory 64M -- sleep 1000 >/dev/null
+  # a created spare waits next to the running instance
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/sock\" inspect w | jq -r .spare_ready)\" = true ]"
+  assert_eq "$("$BIVY" --root "$T/broot" list --format json | jq -r 'map(.status) | sort | join(",")')" "created,running"
+  pid=$(field w .pid)
+  kill -9 "$pid"
+  wait_for restarts_at_least w 1
+  wait_for state_is w running
+  bv monitor --format json w | jq -s -e '[.[] | select(.type == "start")] | last | .warm == true' >/dev/null ||
+    fail "the restart did not use the spare"
+  [ "$(field w .pid)" != "$pid" ] || fail "not restarted"
+  # limits are the instance's, whichever container runs it; resize reaches the spare too
+  assert_eq "$(memory_limit_of "$(field w .pid)")" "67108864"
+  bv resize w --memory 80M >/dev/null
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/sock\" inspect w | jq -r .spare_ready)\" = true ]"
+  pid=$(field w .pid)
+  kill -9 "$pid"
+  wait_for restarts_at_least w 2
+  wait_for state_is w running
+  assert_eq "$(memory_limit_of "$(field w .pid)")" "83886080"
+  # down takes the spare with it
+  bv down -t 0 w >/dev/null
+  assert_eq "$("$BIVY" --root "$T/broot" list -q)" ""
+}

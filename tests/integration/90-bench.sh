@@ -14,7 +14,8 @@ assert_bench_clean() {
   left=$(ip netns list | grep -E "bench-(net|ipc)-$pid\b" || true)
   assert_eq "$left" "" "network namespaces left by bench run $pid"
   [ ! -e "$BUILD/bench/bundles-$pid" ] || fail "bundles left: $BUILD/bench/bundles-$pid"
-  left=$(grep -c "bench-.*-$pid\|bivy-bench\.\|$BUILD/bench/tmp\." /proc/self/mountinfo || true)
+  left=$(grep -c "bench-.*-$pid\|$BUILD/bench/tmp-$pid\." /proc/self/mountinfo || true)
+  [ -z "$(ls -d "$BUILD/bench/tmp-$pid".* 2>/dev/null)" ] || fail "work directory left: $BUILD/bench/tmp-$pid.*"
   assert_eq "$left" "0" "mounts left by bench run $pid"
   # (a process left in a container would have kept its cgroup alive: checked above)
   left=$(ps -eo args | grep -c "[b]ench/bundles-$pid/" || true)

@@ -162,7 +162,7 @@ static bool names_have(json_t *profile, const char *action, const char *name) {
   return false;
 }
 
-Test(seccomp_builtin, default_parses_compiles_and_blocks_the_dangerous_calls) {
+Test(seccomp_builtin, default_parses_compiles_and_blocks_the_dangerous_calls, .init = cr_redirect_stderr) {
   const char *text = bivy_seccomp_builtin("default");
   cr_assert_not_null(text);
   cr_assert_eq(bivy_seccomp_builtin("default"), text, "computed once");
@@ -204,6 +204,8 @@ Test(seccomp_builtin, default_parses_compiles_and_blocks_the_dangerous_calls) {
   cr_assert_gt(bivy_seccomp_program_size(s), 50);
   cr_assert(!bivy_seccomp_has_notify(s));
   bivy_seccomp_free(s);
+  fflush(stderr);
+  cr_assert_stderr_eq_str("", "the built-in profile names only syscalls this libseccomp knows");
 }
 
 Test(seccomp_builtin, capabilities_resolve_includes_and_excludes) {

@@ -41,6 +41,10 @@ enum probe_kind { P_NONE, P_EXEC, P_TCP, P_HTTP };
 
 struct bivyd_inst {
   char *name;
+  char cid[160];            /* runtime container ID in use: NAME, or NAME.w (warm instances alternate) */
+  bool warm;                /* keep a created spare container to restart in ~1 ms */
+  pid_t spare_pid;
+  int spare_pidfd;          /* the spare's init (created, not started), -1 = none */
   json_t *spec;             /* desired spec (limits updated by resize) */
   struct bivy_sv_restart rp;
   enum inst_state state;
@@ -182,6 +186,9 @@ void sv_timers(uint64_t now_ns);
 uint64_t sv_next_due(void);
 void sv_cleanup_container(struct bivyd_inst *in);
 void sv_detach(struct bivyd_inst *in);
+void sv_drop_spare(struct bivyd_inst *in);
+void sv_prepare_spare(struct bivyd_inst *in);
+void sv_delete_cid(const char *cid);
 
 /* health.c */
 void health_arm(struct bivyd_inst *in, bool first);

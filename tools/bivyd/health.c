@@ -97,7 +97,7 @@ static void probe_done(struct bivyd_inst *in, bool ok, const char *why) {
 static int start_exec(struct bivyd_inst *in, bivy_error_t *err) {
   const char *cmd = json_string_value(json_object_get(json_object_get(in->spec, "health"), "cmd"));
   char *args[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-  struct bivy_exec_opts o = {.root = D.root, .id = in->name, .args = args, .detach = true};
+  struct bivy_exec_opts o = {.root = D.root, .id = in->cid, .args = args, .detach = true};
   /* the probe inherits our stdio: point it at /dev/null for the duration of the call */
   int saved[3];
   for (int i = 0; i < 3; i++) {
@@ -243,7 +243,7 @@ struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in) {
   _cleanup_error_ bivy_error_t err = NULL;
   _cleanup_json_ json_t *st = NULL;
   struct bivy_cgroup *cg = NULL;
-  if (bivy_state_load(D.root, in->name, &st, &err) < 0) return NULL;
+  if (bivy_state_load(D.root, in->cid, &st, &err) < 0) return NULL;
   json_t *cgj = json_object_get(st, "cgroup");
   if (cgj == NULL || bivy_cgroup_from_json(cgj, &cg, &err) < 0) {
     if (err && D.debug) bivyd_log("%s: cgroup: %s", in->name, err->msg);

@@ -37,7 +37,9 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
   }
   in->spec = json_incref(spec);
   bivy_sv_restart_parse(json_string_value(json_object_get(spec, "restart")), &in->rp);
-  in->pidfd = in->oom_fd = in->probe_fd = in->log_fd = -1;
+  in->pidfd = in->oom_fd = in->probe_fd = in->log_fd = in->spare_pidfd = -1;
+  snprintf(in->cid, sizeof in->cid, "%s", name);
+  in->warm = json_is_true(json_object_get(spec, "warm"));
   in->last_code = -1;
   in->state = S_EXITED;
   in->w_pid = (struct watch){W_PIDFD, in};
@@ -51,6 +53,7 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
 
 void inst_free(struct bivyd_inst *in) {
   health_stop(in);
+  if (in->spare_pidfd >= 0) close(in->spare_pidfd);
   oom_unwatch(in);
   if (in->pidfd >= 0) {
     bivyd_watch_del(in->pidfd);
@@ -109,6 +112,7 @@ int inst_save(struct bivyd_inst *in) {
       (int)in->failure_restarts, "quick_failures", (int)in->quick_failures, "backoff_next_ms",
       (json_int_t)in->backoff_next_ms, "last_exit", in->last_exit, "last_code", in->last_code, "oom_kills",
       (json_int_t)in->oom_kills, "started_at", in->started_at);
+  if (j) json_object_set_new(j, "cid", json_string(in->cid));
   _cleanup_free_ char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
   if (path == NULL || txt == NULL) return -ENOMEM;
   _cleanup_error_ bivy_error_t err = NULL;
@@ -123,9 +127,11 @@ void inst_remove_files(struct bivyd_inst *in) {
     _cleanup_free_ char *p = inst_path(files[i][0], in->name, files[i][1]);
     if (p) unlink(p);
   }
-  _cleanup_free_ char *b = inst_path("bundles", in->name, NULL);
-  _cleanup_error_ bivy_error_t err = NULL;
-  if (b) bivy_rm_rf(b, &err);
+  for (int i = 0; i < 2; i++) {
+    _cleanup_free_ char *b = inst_path("bundles", in->name, i ? ".w" : NULL);
+    _cleanup_error_ bivy_error_t err = NULL;
+    if (b) bivy_rm_rf(b, &err);
+  }
 }
 
 static int load_one(const char *file, bivy_error_t *err) {
@@ -153,6 +159,14 @@ static int load_one(const char *file, bivy_error_t *err) {
   in->last_code = lc ? (int)json_integer_value(lc) : -1;
   snprintf(in->last_exit, sizeof in->last_exit, "%s", json_string_value(json_object_get(j, "last_exit")) ?: "");
   snprintf(in->started_at, sizeof in->started_at, "%s", json_string_value(json_object_get(j, "started_at")) ?: "");
+  const char *cid = json_string_value(json_object_get(j, "cid"));
+  if (cid && bivy_id_valid(cid) && strncmp(cid, name, strlen(name)) == 0) snprintf(in->cid, sizeof in->cid, "%s", cid);
+  /* a warm instance's spare (created, never started) from the previous bivyd goes */
+  if (in->warm) {
+    char other[sizeof in->cid];
+    snprintf(other, sizeof other, strcmp(in->cid, name) == 0 ? "%s.w" : "%s", name);
+    sv_delete_cid(other);
+  }
   const char *st = json_string_value(json_object_get(j, "state")) ?: "running";
   pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
   unsigned long long start = (unsigned long long)json_integer_value(json_object_get(j, "pid_start"));
@@ -177,6 +191,7 @@ static int load_one(const char *file, bivy_error_t *err) {
   if (pid > 0 && bivy_proc_start_time(pid, &now_start) == 0 && now_start == start) {
     sv_adopt(in, pid, start);
     if (in->state == S_RUNNING && strcmp(st, "stopping") == 0) sv_stop(in, 10000);
+    else if (in->state == S_RUNNING) sv_prepare_spare(in);
     return 0;
   }
   /* it died while nobody watched (bivyd down, or a reboot): the policy decides, with the

@@ -31,10 +31,19 @@ static uint64_t cap_ms(struct bivyd_inst *in) {
   return m ? (uint64_t)json_integer_value(m) : D.max_backoff_ms;
 }
 
-void sv_cleanup_container(struct bivyd_inst *in) {
+void sv_delete_cid(const char *cid) {
   _cleanup_error_ bivy_error_t err = NULL;
-  if (bivy_container_delete(D.root, in->name, true, &err) < 0 && bivy_error_code(&err) != -ENOENT && D.debug)
-    bivyd_log("%s: delete: %s", in->name, err->msg);
+  if (bivy_container_delete(D.root, cid, true, &err) < 0 && bivy_error_code(&err) != -ENOENT && D.debug)
+    bivyd_log("%s: delete: %s", cid, err->msg);
+}
+
+void sv_cleanup_container(struct bivyd_inst *in) { sv_delete_cid(in->cid); }
+
+/* the container ID a warm instance's spare uses: the one of NAME and NAME.w not in use */
+static const char *other_cid(struct bivyd_inst *in, char *buf, size_t len) {
+  if (strcmp(in->cid, in->name) == 0) snprintf(buf, len, "%s.w", in->name);
+  else snprintf(buf, len, "%s", in->name);
+  return buf;
 }
 
 /* the address from the runtime state (bridge mode), for ls and health probes */
@@ -42,17 +51,17 @@ static void read_ip(struct bivyd_inst *in) {
   in->ip[0] = '\0';
   _cleanup_error_ bivy_error_t err = NULL;
   _cleanup_json_ json_t *st = NULL;
-  if (bivy_state_load(D.root, in->name, &st, &err) < 0) return;
+  if (bivy_state_load(D.root, in->cid, &st, &err) < 0) return;
   const char *ip = json_string_value(json_object_get(json_object_get(st, "net"), "ip"));
   if (ip) snprintf(in->ip, sizeof in->ip, "%s", ip);
 }
 
-static int write_bundle(struct bivyd_inst *in, char **dir_out, bivy_error_t *err) {
+static int write_bundle(struct bivyd_inst *in, const char *cid, char **dir_out, bivy_error_t *err) {
   _cleanup_json_ json_t *cfg = NULL;
-  int r = bivy_sv_make_config(in->spec, in->name, D.cgroup_parent, &cfg, err);
+  int r = bivy_sv_make_config(in->spec, cid, D.cgroup_parent, &cfg, err);
   if (r < 0) return r;
-  _cleanup_free_ char *dir = inst_path("bundles", in->name, NULL);
-  _cleanup_free_ char *file = inst_path("bundles", in->name, "/config.json");
+  _cleanup_free_ char *dir = inst_path("bundles", cid, NULL);
+  _cleanup_free_ char *file = inst_path("bundles", cid, "/config.json");
   _cleanup_free_ char *txt = json_dumps(cfg, JSON_COMPACT);
   if (dir == NULL || file == NULL || txt == NULL) return bivy_error(err, ENOMEM, "bundle");
   if ((r = bivy_mkdir_p(dir, 0700, err)) < 0) return r;
@@ -61,31 +70,85 @@ static int write_bundle(struct bivyd_inst *in, char **dir_out, bivy_error_t *err
   return 0;
 }
 
-int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
-  uint64_t t0 = bivy_now_ns();
+/* Create (not start) container cid for the instance: its init is our child, blocked on
+ * the exec fifo, its stdout/stderr the instance's log file. */
+static int create_cid(struct bivyd_inst *in, const char *cid, pid_t *pid, int *pidfd, bivy_error_t *err) {
   _cleanup_free_ char *bundle = NULL;
-  int r = write_bundle(in, &bundle, err);
+  int r = write_bundle(in, cid, &bundle, err);
   if (r < 0) return r;
   if ((r = logs_open(in, err)) < 0) return r;
   /* a leftover container of the same name (a crash, a reboot with a persistent root) */
-  sv_cleanup_container(in);
-  if (D.debug) bivyd_debug("start %s: %.3f ms bundle written, old container deleted", in->name, (double)(bivy_now_ns() - t0) / 1e6);
+  sv_delete_cid(cid);
   int stdio[3] = {D.devnull, in->log_fd, in->log_fd};
-  struct bivy_create_opts o = {.root = D.root, .id = in->name, .bundle = bundle, .stdio = stdio,
+  struct bivy_create_opts o = {.root = D.root, .id = cid, .bundle = bundle, .stdio = stdio,
                                .debug = D.debug ? bivyd_debug : NULL};
-  pid_t pid;
-  _cleanup_close_ int pidfd = -1;
-  r = bivy_container_create(&o, &pid, &pidfd, err);
+  r = bivy_container_create(&o, pid, pidfd, err);
   /* the init has its copy: ours would cost an fd per instance */
   close(in->log_fd);
   in->log_fd = -1;
-  if (r < 0) return r;
-  if ((r = bivy_container_start(D.root, in->name, err)) < 0) {
-    _cleanup_error_ bivy_error_t e = NULL;
-    bivy_container_delete(D.root, in->name, true, &e);
-    siginfo_t si;
-    waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG);
-    return r;
+  return r;
+}
+
+void sv_drop_spare(struct bivyd_inst *in) {
+  if (in->spare_pidfd < 0) return;
+  pidfd_signal(in->spare_pidfd, SIGKILL);
+  siginfo_t si;
+  waitid(P_PIDFD, (id_t)in->spare_pidfd, &si, WEXITED);
+  close(in->spare_pidfd);
+  in->spare_pidfd = -1;
+  char other[sizeof in->cid];
+  sv_delete_cid(other_cid(in, other, sizeof other));
+}
+
+/* Warm instances: create the next container now, so that a restart is only `start`. */
+void sv_prepare_spare(struct bivyd_inst *in) {
+  if (!in->warm || in->spare_pidfd >= 0) return;
+  char other[sizeof in->cid];
+  other_cid(in, other, sizeof other);
+  _cleanup_error_ bivy_error_t err = NULL;
+  int fd = -1;
+  if (create_cid(in, other, &in->spare_pid, &fd, &err) < 0) {
+    bivyd_event(in, "spare-failed", json_pack("{s:s}", "error", err && err->msg ? err->msg : "create"));
+    return;
+  }
+  in->spare_pidfd = fd;
+}
+
+/* Start the spare: ~1 ms instead of a whole create. */
+static int start_spare(struct bivyd_inst *in, pid_t *pid, int *pidfd) {
+  if (in->spare_pidfd < 0) return -ENOENT;
+  char other[sizeof in->cid];
+  other_cid(in, other, sizeof other);
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (bivy_container_start(D.root, other, &err) < 0) {
+    bivyd_log("%s: spare %s did not start (%s): creating anew", in->name, other, err->msg);
+    sv_drop_spare(in);
+    return -EIO;
+  }
+  *pid = in->spare_pid;
+  *pidfd = in->spare_pidfd;
+  in->spare_pidfd = -1;
+  snprintf(in->cid, sizeof in->cid, "%s", other);
+  return 0;
+}
+
+int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
+  uint64_t t0 = bivy_now_ns();
+  char old[sizeof in->cid];
+  snprintf(old, sizeof old, "%s", in->cid);
+  pid_t pid;
+  _cleanup_close_ int pidfd = -1;
+  int r;
+  bool warm = start_spare(in, &pid, &pidfd) == 0;
+  if (!warm) {
+    if ((r = create_cid(in, in->cid, &pid, &pidfd, err)) < 0) return r;
+    if (D.debug) bivyd_debug("start %s: %.3f ms created", in->name, (double)(bivy_now_ns() - t0) / 1e6);
+    if ((r = bivy_container_start(D.root, in->cid, err)) < 0) {
+      sv_delete_cid(in->cid);
+      siginfo_t si;
+      waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG);
+      return r;
+    }
   }
   uint64_t t1 = bivy_now_ns();
   if (D.debug) bivyd_debug("start %s: %.3f ms started", in->name, (double)(t1 - t0) / 1e6);
@@ -106,8 +169,7 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
   oom_watch(in);
   health_arm(in, true);
   inst_save(in);
-  if (D.debug) bivyd_debug("start %s: %.3f ms watched and saved", in->name, (double)(bivy_now_ns() - t0) / 1e6);
-  json_t *ex = json_pack("{s:i, s:f}", "pid", (int)pid, "start_ms", (double)(t1 - t0) / 1e6);
+  json_t *ex = json_pack("{s:i, s:f, s:b}", "pid", (int)pid, "start_ms", (double)(t1 - t0) / 1e6, "warm", warm);
   if (in->exit_seen_ns) {
     uint64_t lat = t1 - in->exit_seen_ns;
     D.last_restart_latency_ns = lat;
@@ -116,6 +178,9 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
     in->exit_seen_ns = 0;
   }
   bivyd_event(in, "start", ex);
+  /* after the restart, off its latency: the old container goes, the next spare is made */
+  if (warm) sv_delete_cid(old);
+  sv_prepare_spare(in);
   return 0;
 }
 
@@ -134,6 +199,7 @@ static void apply_policy(struct bivyd_inst *in, bool failed, uint64_t ran_ms) {
   if (ran_ms >= BIVY_SV_BACKOFF_RESET_MS) in->quick_failures = 0;
   else in->quick_failures++;
   if (!bivy_sv_should_restart(&in->rp, failed, in->failure_restarts)) {
+    sv_drop_spare(in);
     in->state = S_EXITED;
     in->last_delay_ms = 0;
     bivyd_event(in, "give-up", json_pack("{s:s, s:i}", "reason", in->last_exit, "restarts", (int)in->restarts));
@@ -235,6 +301,7 @@ void sv_exited(struct bivyd_inst *in) {
         return;
       }
     } else {
+      sv_drop_spare(in);
       in->state = S_STOPPED;
       inst_save(in);
     }
@@ -252,7 +319,7 @@ void sv_kill(struct bivyd_inst *in, int sig) {
   if (sig == SIGKILL) {
     /* everything in the cgroup, not only the init (daemonised children) */
     _cleanup_error_ bivy_error_t err = NULL;
-    bivy_container_kill(D.root, in->name, SIGKILL, true, &err);
+    bivy_container_kill(D.root, in->cid, SIGKILL, true, &err);
   }
   pidfd_signal(in->pidfd, sig);
 }
@@ -271,6 +338,7 @@ void sv_stop(struct bivyd_inst *in, uint64_t timeout_ms) {
       break;
     case S_STOPPING: break;
     default:
+      sv_drop_spare(in);
       in->state = S_STOPPED;
       inst_save(in);
       bivyd_event(in, "stopped", NULL);
@@ -302,6 +370,7 @@ void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
 }
 
 void sv_detach(struct bivyd_inst *in) {
+  sv_drop_spare(in);
   health_stop(in);
   oom_unwatch(in);
   if (in->pidfd >= 0) {

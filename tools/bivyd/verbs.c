@@ -67,8 +67,10 @@ static void do_up(struct bivyd_client *c, json_t *req) {
       return;
     }
     if (in) { /* a new spec for a stopped instance: same name, same address lease */
+      sv_drop_spare(in);
       json_decref(in->spec);
       in->spec = json_incref(copy);
+      in->warm = json_is_true(json_object_get(copy, "warm"));
       bivy_sv_restart_parse(json_string_value(json_object_get(copy, "restart")), &in->rp);
     } else {
       in = inst_new(name, copy);
@@ -132,6 +134,7 @@ static void do_rm(struct bivyd_client *c, json_t *req) {
     bivyd_client_send_error(c, "rm %s: the instance is %s (bivy down it first)", in->name, inst_state_name(in));
     return;
   }
+  sv_drop_spare(in);
   sv_cleanup_container(in);
   inst_remove_files(in);
   bivyd_event(in, "removed", NULL);
@@ -191,6 +194,9 @@ static void do_inspect(struct bivyd_client *c, json_t *req) {
   json_object_set_new(j, "user_stopped", json_boolean(in->user_stopped));
   json_object_set_new(j, "log", json_string(log ? log : ""));
   json_object_set_new(j, "root", json_string(D.root));
+  json_object_set_new(j, "container", json_string(in->cid));
+  json_object_set_new(j, "warm", json_boolean(in->warm));
+  json_object_set_new(j, "spare_ready", json_boolean(in->spare_pidfd >= 0));
   if (in->state == S_RUNNING) {
     json_object_set_new(j, "pid_start", json_integer((json_int_t)in->pid_start));
     json_object_set_new(j, "uptime_ms", json_integer((json_int_t)((bivy_now_ns() - in->started_ns) / 1000000)));
@@ -273,9 +279,9 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
       return;
     }
     _cleanup_error_ bivy_error_t e2 = NULL;
-    _cleanup_close_ int lock = bivy_state_lock(D.root, in->name, &e2);
+    _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
     _cleanup_json_ json_t *st = NULL;
-    if (lock >= 0 && bivy_state_load(D.root, in->name, &st, &e2) == 0) {
+    if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
       json_t *old = json_object_get(st, "resources");
       if (!json_is_object(old)) json_object_set_new(st, "resources", json_object());
       old = json_object_get(st, "resources");
@@ -286,12 +292,16 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
         if (json_is_object(d) && json_is_object(v)) json_object_update(d, v);
         else json_object_set(old, k, v);
       }
-      bivy_state_save(D.root, in->name, st, &e2);
+      bivy_state_save(D.root, in->cid, st, &e2);
     }
   }
   json_decref(in->spec);
   in->spec = json_incref(spec);
   inst_save(in);
+  if (in->spare_pidfd >= 0) { /* the spare was made with the old limits */
+    sv_drop_spare(in);
+    sv_prepare_spare(in);
+  }
   bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(spec, "limits"), "live", live));
   json_t *out = json_pack("{s:o, s:b}", "instance", inst_summary(in), "live", live);
   if (live) {
