@@ -111,3 +111,19 @@ test_exec_tty_console_socket() {
   assert_contains "$out" "stdin-is-tty"
   expect_fail "console-socket" bivy exec -t e8 true
 }
+
+test_create_terminal_console_socket() {
+  mkbundle "$T/t1" sh -c 'tty; test -t 1 && echo stdout-is-tty'
+  jqi "$T/t1/config.json" '.process.terminal = true'
+  expect_fail "--console-socket is required" bivy create -b "$T/t1" t1
+  [ ! -e "$T/root/t1" ] || fail "state left behind"
+  "$HELPERS/recvtty" "$T/t1.sock" >"$T/t1.out" 2>"$T/t1.err" &
+  rpid=$!
+  for _ in $(seq 1 50); do [ -S "$T/t1.sock" ] && break; sleep 0.1; done
+  bivy create --console-socket "$T/t1.sock" -b "$T/t1" t1
+  bivy start t1
+  wait $rpid || true
+  out=$(tr -d '\r' <"$T/t1.out")
+  assert_contains "$out" "/dev/pts/0"
+  assert_contains "$out" "stdout-is-tty"
+}

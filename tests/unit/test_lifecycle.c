@@ -1,4 +1,4 @@
-/* Unit tests of runtime/state.c (suites lifecycle_*). */
+/* Unit tests of the lifecycle library: runtime/state.c and signal names (suites lifecycle_*). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
