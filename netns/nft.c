@@ -11,6 +11,7 @@
  * (HOSTADDR 0.0.0.0/0 for any address). The map is an interval map, so the kernel itself
  * refuses a second element that overlaps (same port on any/that address): `create element`
  * is the "port already published" check, race-free across concurrent bivy processes. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
@@ -21,21 +22,56 @@
 #include "netns/netns-internal.h"
 #include "runtime/cleanup.h"
 
+/* libnftables is loaded on first use: it drags in libxtables, libgmp, libnftnl and libmnl,
+ * which would otherwise cost every `bivy` start their loading time. */
+static struct {
+  struct nft_ctx *(*ctx_new)(uint32_t);
+  void (*ctx_free)(struct nft_ctx *);
+  int (*buffer_output)(struct nft_ctx *);
+  int (*buffer_error)(struct nft_ctx *);
+  int (*run_cmd)(struct nft_ctx *, const char *);
+  const char *(*output)(struct nft_ctx *);
+  const char *(*error)(struct nft_ctx *);
+} nft;
+
+static int nft_load(char **errtext) {
+  if (nft.run_cmd) return 0;
+  void *h = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    if (errtext) *errtext = strdup(dlerror() ?: "cannot load libnftables.so.1 (install libnftables1)");
+    return -1;
+  }
+  nft.ctx_new = (struct nft_ctx * (*)(uint32_t)) dlsym(h, "nft_ctx_new");
+  nft.ctx_free = (void (*)(struct nft_ctx *))dlsym(h, "nft_ctx_free");
+  nft.buffer_output = (int (*)(struct nft_ctx *))dlsym(h, "nft_ctx_buffer_output");
+  nft.buffer_error = (int (*)(struct nft_ctx *))dlsym(h, "nft_ctx_buffer_error");
+  nft.output = (const char *(*)(struct nft_ctx *))dlsym(h, "nft_ctx_get_output_buffer");
+  nft.error = (const char *(*)(struct nft_ctx *))dlsym(h, "nft_ctx_get_error_buffer");
+  int (*run)(struct nft_ctx *, const char *) = (int (*)(struct nft_ctx *, const char *))dlsym(h, "nft_run_cmd_from_buffer");
+  if (!nft.ctx_new || !nft.ctx_free || !nft.buffer_output || !nft.buffer_error || !nft.output || !nft.error || !run) {
+    if (errtext) *errtext = strdup("libnftables.so.1 lacks an expected symbol");
+    return -1;
+  }
+  nft.run_cmd = run;
+  return 0;
+}
+
 static void nftp(struct nft_ctx **c) {
-  if (*c) nft_ctx_free(*c);
+  if (*c) nft.ctx_free(*c);
 }
 
 /* Runs cmd; on failure *errtext (if given) gets nft's message. Returns 0 or -1.
  * libnftables opens its netlink socket without SOCK_CLOEXEC: the context lives for this one
  * command only, so that fd never outlives the call (and cannot leak into a container). */
 static int run_raw(const char *cmd, char **out, char **errtext) {
-  _cleanup_(nftp) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (nft_load(errtext) < 0) return -1;
+  _cleanup_(nftp) struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
   if (ctx == NULL) return -ENOMEM;
-  if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) return -ENOMEM;
-  int r = nft_run_cmd_from_buffer(ctx, cmd);
-  if (out) *out = strdup(nft_ctx_get_output_buffer(ctx) ?: "");
+  if (nft.buffer_output(ctx) < 0 || nft.buffer_error(ctx) < 0) return -ENOMEM;
+  int r = nft.run_cmd(ctx, cmd);
+  if (out) *out = strdup(nft.output(ctx) ?: "");
   if (r != 0 && errtext) {
-    const char *e = nft_ctx_get_error_buffer(ctx) ?: "";
+    const char *e = nft.error(ctx) ?: "";
     /* first line is enough: the rest repeats the command with a caret */
     size_t n = strcspn(e, "\n");
     *errtext = strndup(e, n);

@@ -58,7 +58,7 @@ int bivy_scmp_arch_from_name(const char *name, uint32_t *token);
 
 #define BIVY_SCMP_CACHE_MAGIC "BIVYBPF\n"
 /* bump when the entry layout or the compiler options (bivy_scmp_compile) change */
-#define BIVY_SCMP_CACHE_VERSION 1u
+#define BIVY_SCMP_CACHE_VERSION 2u
 
 /* On-disk entry: this header, then text_len bytes of canonical profile text, then n_insns
  * struct sock_filter. All fields native-endian (the cache is per machine). */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,39 @@ static int add_rule(scmp_filter_ctx ctx, const struct bivy_scmp_rule *rule, int 
   return 0;
 }
 
+/* An allow-list written before a syscall existed answers it with its default action,
+ * usually EPERM, and callers (glibc's fchmodat2 or clone3 wrappers...) only fall back to an
+ * older call on ENOSYS. Like runc, answer ENOSYS for native syscall numbers above every
+ * number the profile names. Only for an ERRNO default action: deny-lists let new syscalls
+ * through anyway, and a KILL/TRAP default asks for exactly that. Returns the maximum, or -1
+ * when no stub is wanted. */
+static int allowlist_max_nr(const struct bivy_scmp_profile *p) {
+  if ((p->default_action & 0xffff0000u) != SCMP_ACT_ERRNO(0)) return -1;
+  int max_nr = -1;
+  for (size_t i = 0; i < p->n_rules; i++) {
+    size_t k;
+    json_t *jn;
+    json_array_foreach(p->rules[i].names, k, jn) {
+      int nr = seccomp_syscall_resolve_name(json_string_value(jn));
+      if (nr > max_nr) max_nr = nr;
+    }
+  }
+  return max_nr;
+}
+
+#define ENOSYS_STUB_LEN 6
+/* Prepended to libseccomp's program (which starts by loading the arch itself): for the
+ * native arch, a syscall number above max_nr returns ENOSYS. x32 numbers (bit 30) are left
+ * to the program. Jumps are relative to the next instruction. */
+static void enosys_stub(struct sock_filter *f, uint32_t max_nr) {
+  f[0] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  f[1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, seccomp_arch_native(), 0, 4);
+  f[2] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  f[3] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x40000000u, 2, 0);
+  f[4] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, max_nr, 0, 1);
+  f[5] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+}
+
 int bivy_scmp_compile(const struct bivy_scmp_profile *p, struct sock_filter **prog, size_t *n_insns,
                       bivy_error_t *err) {
   *prog = NULL;
@@ -113,12 +147,18 @@ int bivy_scmp_compile(const struct bivy_scmp_profile *p, struct sock_filter **pr
   size_t n = (size_t)st.st_size / sizeof(struct sock_filter);
   if (n == 0 || n > BPF_MAXINSNS || (size_t)st.st_size % sizeof(struct sock_filter) != 0)
     return bivy_error(err, E2BIG, "linux.seccomp: compiled program has %zu instructions (max %d)", n, BPF_MAXINSNS);
-  _cleanup_free_ struct sock_filter *insns = malloc((size_t)st.st_size);
+  int max_nr = allowlist_max_nr(p);
+  size_t stub = max_nr >= 0 ? ENOSYS_STUB_LEN : 0;
+  if (n + stub > BPF_MAXINSNS)
+    return bivy_error(err, E2BIG, "linux.seccomp: compiled program has %zu instructions (max %d)", n + stub,
+                      BPF_MAXINSNS);
+  _cleanup_free_ struct sock_filter *insns = malloc((n + stub) * sizeof *insns);
   if (insns == NULL) return bivy_error(err, ENOMEM, "linux.seccomp");
-  ssize_t got = pread(mfd, insns, (size_t)st.st_size, 0);
+  ssize_t got = pread(mfd, insns + stub, (size_t)st.st_size, 0);
   if (got != st.st_size) return bivy_error(err, got < 0 ? errno : EIO, "linux.seccomp: read back BPF");
+  if (stub) enosys_stub(insns, (uint32_t)max_nr);
   *prog = steal_pointer(&insns);
-  *n_insns = n;
+  *n_insns = n + stub;
   return 0;
 }
 

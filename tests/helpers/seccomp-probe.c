@@ -1,7 +1,7 @@
 /* Test helper: make one system call by name and print its outcome, to observe a seccomp
  * filter from the inside (keyctl, personality with a given argument, ...).
  *
- *   seccomp-probe NAME [ARG...]      ARG: a number (decimal, 0x hex, negative) or str:TEXT
+ *   seccomp-probe NAME|#NR [ARG...]  ARG: a number (decimal, 0x hex, negative) or str:TEXT
  *
  * Prints "NAME ret=R errno=E" (E = 0 on success) and exits 0; 2 on bad usage. */
 #include <errno.h>
@@ -21,7 +21,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: seccomp-probe NAME [ARG...] (at most 6 args)\n");
     return 2;
   }
-  int nr = seccomp_syscall_resolve_name(argv[1]);
+  /* "#N": a raw syscall number (e.g. one newer than this libseccomp) */
+  int nr = argv[1][0] == '#' ? atoi(argv[1] + 1) : seccomp_syscall_resolve_name(argv[1]);
   if (nr < 0) {
     fprintf(stderr, "seccomp-probe: unknown syscall %s\n", argv[1]);
     return 2;

@@ -41,6 +41,22 @@ test_helper_default_profile_blocks_and_allows() {
   assert_contains "$out" "unshare ret=0 errno=0"
 }
 
+test_helper_default_profile_newer_syscalls_get_enosys() {
+  # 457 = statmount (Linux 6.8), newer than every syscall the profile names: ENOSYS (so
+  # callers fall back) instead of EPERM. Without a filter this kernel has it (EFAULT here).
+  out=$(probe '#457' 0 0 0 0)
+  assert_not_contains "$out" "errno=38" "this kernel has statmount"
+  out=$(sexec builtin:default -- "$HELPERS/seccomp-probe" '#457' 0 0 0 0)
+  assert_contains "$out" "#457 ret=-1 errno=38"
+  # a deny-list profile lets it through
+  profile "$T/p.json" '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO"}]}'
+  out=$(sexec "$T/p.json" -- "$HELPERS/seccomp-probe" '#457' 0 0 0 0)
+  assert_not_contains "$out" "errno=38"
+  # and older syscalls missing from the allow-list keep the default action
+  out=$(sexec builtin:default -- "$HELPERS/seccomp-probe" keyctl 0 -3 0)
+  assert_contains "$out" "keyctl ret=-1 errno=1"
+}
+
 test_helper_default_profile_network_works() {
   # in a network namespace of our own: only its loopback is involved
   port=$((20000 + RANDOM % 20000))

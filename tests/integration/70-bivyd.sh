@@ -9,6 +9,10 @@ bv() { "$BIVY" --socket "$T/sock" "$@"; }
 bivyd_cleanup() {
   local p
   for p in $(cat "$T/bivyd.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+  # every instance process at once (they are in this test's cgroups), then the containers
+  for p in $(find /sys/fs/cgroup/pids/"$CG_PARENT" /sys/fs/cgroup/"$CG_PARENT" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+    kill -9 "$p" 2>/dev/null || true
+  done
   "$BIVY" --root "$T/broot" list -q 2>/dev/null | xargs -r -P 8 -I{} "$BIVY" --root "$T/broot" delete -f {} >/dev/null 2>&1 || true
   local d
   for d in $(ls -d /sys/fs/cgroup/*/"$CG_PARENT" /sys/fs/cgroup/"$CG_PARENT" 2>/dev/null); do
@@ -18,7 +22,9 @@ bivyd_cleanup() {
 
 # start_bivyd [bivyd options...]: a bivyd for this test, ready when it answers
 start_bivyd() {
-  [ -n "${BIVYD_CLEANUP_SET:-}" ] || { on_exit bivyd_cleanup; BIVYD_CLEANUP_SET=1; }
+  # bivyd and its instances go first at teardown (before lib.sh's cgroup removal, and
+  # before a slow teardown could be cut short by the runner's timeout)
+  [ -n "${BIVYD_CLEANUP_SET:-}" ] || { trap 'rc=$?; bivyd_cleanup; (exit $rc); it_teardown' EXIT; BIVYD_CLEANUP_SET=1; }
   "$BIVYD" --root "$T/broot" --state-dir "$T/state" --socket "$T/sock" --cgroup-parent "/$CG_PARENT" \
     "$@" 2>>"$T/bivyd.log" &
   BIVYD_PID=$!
@@ -291,23 +297,19 @@ test_scale_200() {
   # a lean bundle (pid and mount namespaces only) keeps 200 creates fast
   mkbundle "$T/lean" sleep 1000
   jqi "$T/lean/config.json" 'del(.linux.cgroupsPath) | del(.hostname) | .linux.namespaces = [{"type": "pid"}, {"type": "mount"}]'
-  echo "ups start $(date +%T.%N)"
   rss0=$(awk '/^VmRSS/ {print $2}' /proc/"$BIVYD_PID"/status)
   for i in $(seq 1 "$n"); do bv up "s$i" --bundle "$T/lean" --restart always >/dev/null; done
   assert_eq "$(bv ls --format json | jq '[.[] | select(.state == "running")] | length')" "$n"
   assert_eq "$(bv ls --format json | jq '[.[].pid] | unique | length')" "$n"
   assert_eq "$("$BIVY" --root "$T/broot" list -q | wc -l)" "$n"
-  echo "ups done $(date +%T.%N)"
   rss1=$(awk '/^VmRSS/ {print $2}' /proc/"$BIVYD_PID"/status)
   per=$(((rss1 - rss0) * 1024 / n))
   echo "bivyd RSS: ${rss0} KiB idle, ${rss1} KiB with $n instances: ${per} bytes per instance" | tee -a "$T/bivyd.log"
   # (ASan's shadow memory and quarantine make RSS meaningless there)
   [[ "$BUILD" == *asan* ]] || [ "$per" -lt 65536 ] || fail "bivyd RSS per instance ${per} bytes (target < 64 KiB)"
   # still supervising: one crash among them is restarted
-  echo "kill $(date +%T.%N)"
   kill -9 "$(field s10 .pid)"
   wait_for restarts_at_least s10 1
-  echo "restarted $(date +%T.%N)"
   wait_for sh -c "\"$BIVY\" --socket \"$T/sock\" metrics | grep -q '^bivyd_instances{state=\"running\"} $n\$'"
 }
 
