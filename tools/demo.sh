@@ -1,7 +1,116 @@
 #!/bin/bash
-# make demo: shows the main job of bivy on this machine. Grows with each capability.
+# make demo: bivy's main job on this machine, step by step. Everything it creates lives
+# under build/demo (state roots, bundles), in cgroups under /bivydemo-PID and, for the
+# network part, in a network namespace it makes to play "the host": the machine's own
+# network, cgroups and processes are left alone. Everything is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-echo "== bivy $($BUILD/bivy --version | head -1)"
-echo "== rootfs at $BUILD/rootfs ($(ls $BUILD/rootfs/bin | wc -l) busybox applets in /bin)"
+BIVY=$(pwd)/$BUILD/bivy
+BIVYD=$(pwd)/$BUILD/bivyd
+ROOTFS=$(pwd)/$BUILD/rootfs
+D=$(pwd)/$BUILD/demo
+CG=/bivydemo-$$
+NS=bivy-demo-$$
+ROOT=$D/root
+BIVYD_PID=
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+b() { "$BIVY" --root "$ROOT" "$@"; }
+
+cleanup() {
+  set +e
+  [ -n "$BIVYD_PID" ] && { "$BIVY" --socket "$D/bivyd.sock" down web >/dev/null 2>&1; kill "$BIVYD_PID" 2>/dev/null; wait "$BIVYD_PID" 2>/dev/null; }
+  for r in "$ROOT" "$D/droot"; do
+    for id in $("$BIVY" --root "$r" list -q 2>/dev/null); do
+      nsenter --net="/run/netns/$NS" "$BIVY" --root "$r" delete -f "$id" >/dev/null 2>&1 ||
+        "$BIVY" --root "$r" delete -f "$id" >/dev/null 2>&1
+    done
+  done
+  ip netns del "$NS" 2>/dev/null
+  for d in /sys/fs/cgroup/*/"${CG#/}" /sys/fs/cgroup/"${CG#/}"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  rm -rf "$D"
+}
+trap cleanup EXIT
+rm -rf "$D"; mkdir -p "$D"
+
+# bundle NAME CMD...: a bundle on the shared read-only busybox rootfs
+bundle() {
+  local name=$1; shift
+  mkdir -p "$D/$name"
+  "$BIVY" spec -b "$D/$name" "${SPEC_ARGS[@]}" >/dev/null
+  local args
+  args=$(printf '%s\n' "$@" | jq -R . | jq -sc .)
+  jq --arg r "$ROOTFS" --argjson a "$args" --arg cg "$CG/$name" \
+    '.root.path=$r | .process.args=$a | .linux.cgroupsPath=$cg' "$D/$name/config.json" >"$D/$name/c.json"
+  mv "$D/$name/c.json" "$D/$name/config.json"
+}
+SPEC_ARGS=()
+
+step "bivy $("$BIVY" --version | head -1 | cut -d' ' -f3) on $(uname -r), cgroups: $(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null >/dev/null && echo hybrid || echo unified)"
+echo "rootfs: $ROOTFS ($(ls "$ROOTFS/bin" | wc -l) busybox applets, made by 'bivy rootfs create')"
+
+step "1. An isolated container: own pid/mount/uts/ipc/net/cgroup namespaces, pivot_root, read-only root, default seccomp profile, 3 capabilities, no_new_privs"
+bundle iso sh -c 'echo "hostname=$(hostname) pid=$$ uid=$(id -u)"; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ip link 2>/dev/null | grep -c mtu | sed "s/^/network interfaces: /"; touch /x 2>&1 | sed "s/^/write to root: /"; unshare -U true 2>&1 | sed "s/^/unshare: /"; exit 3'
+set +e
+show b run -b "$D/iso" iso
+echo "exit status: $? (the container's own)"
+set -e
+
+step "2. Live vertical resize of a running service (no restart, no surprise OOM kill)"
+bundle svc sh -c 'mkdir -p /dev/shm/x && head -c 60m /dev/zero > /dev/shm/x/ballast && echo ready && exec sleep 1000'
+jq '.linux.resources = {"memory": {"limit": 134217728}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 64}}' \
+  "$D/svc/config.json" >"$D/svc/c.json" && mv "$D/svc/c.json" "$D/svc/config.json"
+b run -d -b "$D/svc" svc >/dev/null
+for i in $(seq 50); do [ "$(b stats --format json svc | jq '.memory.usage.usage // .memory.current // 0')" -gt 50000000 ] 2>/dev/null && break; sleep 0.1; done
+pid=$(b state svc | jq .pid)
+echo "service pid $pid holds ~60M of tmpfs in a 128M limit"
+show b update --memory 256M --cpus 1.5 svc
+echo "... shrinking below what it uses is refused, the service keeps running:"
+set +e
+show b update --memory 32M --reclaim-timeout 1s svc
+set -e
+echo "still alive: $(kill -0 "$pid" && echo yes)"
+show b stats svc
+b delete -f svc
+
+step "3. Networking: a web service on the bivy0 bridge, published on a host port (in a namespace playing the host)"
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+SPEC_ARGS=(--net bridge --publish 8080:80)
+bundle web httpd -f -p 80 -h /etc
+SPEC_ARGS=()
+nsenter --net="/run/netns/$NS" "$BIVY" --root "$ROOT" run -d -b "$D/web" web >/dev/null
+ip=$(jq -r .net.ip "$ROOT/web/state.json")
+gw=$(jq -r .net.gateway "$ROOT/web/state.json")
+echo "container address: $ip (leased from the bivy0 network $(jq -r .net.subnet "$ROOT/web/state.json"), gateway $gw)"
+get() { nsenter --net="/run/netns/$NS" "$ROOTFS/bin/busybox" sh -c "printf 'GET /$2 HTTP/1.0\r\n\r\n' | nc -w 3 $1" | sed '1,/^\r$/d'; }
+echo "\$ GET http://$ip:80/passwd (over the bridge)"; get "$ip:80" passwd | sed -n 1p
+echo "\$ GET http://$gw:8080/group (the host's port 8080, published through nftables)"; get "$gw:8080" group | sed -n 1p
+show nsenter --net="/run/netns/$NS" "$BIVY" --root "$ROOT" net ls
+nsenter --net="/run/netns/$NS" "$BIVY" --root "$ROOT" delete -f web
+
+step "4. bivyd: crash the service and watch it come back"
+"$BIVYD" --root "$D/droot" --state-dir "$D/dstate" --socket "$D/bivyd.sock" --cgroup-parent "$CG/bivyd" \
+  >"$D/bivyd.log" 2>&1 &
+BIVYD_PID=$!
+for i in $(seq 50); do [ -S "$D/bivyd.sock" ] && break; sleep 0.1; done
+export BIVY_SOCKET=$D/bivyd.sock
+show "$BIVY" up web --rootfs "$ROOTFS" --restart always --memory 64M -- sh -c 'echo "serving as pid $$"; exec sleep 1000'
+sleep 0.5
+show "$BIVY" ls
+pid=$("$BIVY" ls --format json | jq '.[] | select(.name=="web") | .pid')
+echo "\$ kill -9 $pid   # the service crashes"
+kill -9 "$pid"
+for i in $(seq 50); do
+  np=$("$BIVY" ls --format json | jq '.[] | select(.name=="web") | .pid')
+  [ "$np" != "$pid" ] && [ "$np" != null ] && [ "$np" != 0 ] && break; sleep 0.1
+done
+show "$BIVY" ls
+show "$BIVY" logs web
+show "$BIVY" down web
+
+step "done: everything the demo made is being removed"

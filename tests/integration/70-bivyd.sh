@@ -285,6 +285,17 @@ test_bad_requests() {
   out=$(printf '{"verb":"ls"}\n' | setpriv --reuid 65534 --regid 65534 --clear-groups nc -N -U "$T/sock" 2>&1) || true
   assert_not_contains "$out" '"ok":true'
   [ "$(stat -c %a "$T/sock")" = 600 ] || fail "socket mode $(stat -c %a "$T/sock")"
+  # even through a socket opened up by mistake (mode 666 in a world-reachable directory):
+  # the peer's uid is checked
+  pub=$(mktemp -d /var/tmp/bivyd-pub.XXXXXX)
+  on_exit rm -rf "$pub"
+  chmod 755 "$pub"
+  "$BIVYD" --root "$T/broot2" --state-dir "$T/state2" --socket "$pub/sock" 2>>"$T/bivyd.log" &
+  echo $! >>"$T/bivyd.pids"
+  wait_for "$BIVY" --socket "$pub/sock" ls
+  chmod 666 "$pub/sock"
+  out=$(printf '{"verb":"ls"}\n' | setpriv --reuid 65534 --regid 65534 --clear-groups nc -N -U "$pub/sock" 2>&1) || true
+  assert_contains "$out" "permission denied: bivyd serves root only"
   alive "$BIVYD_PID" || fail "bivyd died"
   bv ls >/dev/null
 }
