@@ -24,7 +24,7 @@ bivyd_cleanup() {
 start_bivyd() {
   # bivyd and its instances go first at teardown (before lib.sh's cgroup removal, and
   # before a slow teardown could be cut short by the runner's timeout)
-  [ -n "${BIVYD_CLEANUP_SET:-}" ] || { trap 'rc=$?; bivyd_cleanup; (exit $rc); it_teardown' EXIT; BIVYD_CLEANUP_SET=1; }
+  [ -n "${BIVYD_CLEANUP_SET:-}" ] || { trap 'rc=$?; set +e; bivyd_cleanup; (exit $rc); it_teardown' EXIT; BIVYD_CLEANUP_SET=1; }
   "$BIVYD" --root "$T/broot" --state-dir "$T/state" --socket "$T/sock" --cgroup-parent "/$CG_PARENT" \
     "$@" 2>>"$T/bivyd.log" &
   BIVYD_PID=$!

@@ -145,6 +145,7 @@ struct bivyd_client {
   size_t out_len, out_cap, out_off;
   bool closing;             /* close once out is flushed */
   bool dead;
+  bool denied;              /* not root: gets an error, nothing else */
   bool follow_events;
   char *follow_logs;        /* instance name for logs -f */
   off_t log_off;

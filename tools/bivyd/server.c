@@ -64,13 +64,7 @@ void bivyd_server_accept(void) {
     /* only root (or bivyd's own user) may drive the supervisor: it starts containers */
     struct ucred cr;
     socklen_t len = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || (cr.uid != 0 && cr.uid != geteuid())) {
-      static const char msg[] = "{\"ok\":false,\"error\":\"permission denied: bivyd serves root only\"}\n";
-      ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-      (void)w;
-      close(fd);
-      continue;
-    }
+    bool denied = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || (cr.uid != 0 && cr.uid != geteuid());
     struct bivyd_client *c = calloc(1, sizeof *c);
     if (c == NULL) {
       close(fd);
@@ -86,6 +80,12 @@ void bivyd_server_accept(void) {
     }
     c->next = D.clients;
     D.clients = c;
+    if (denied) {
+      /* answered; what it sends is read and dropped until it hangs up (closing with
+       * unread input would reset the connection before it reads why) */
+      c->denied = true;
+      bivyd_client_send_error(c, "permission denied: bivyd serves root only");
+    }
   }
 }
 
@@ -188,6 +188,7 @@ static void read_in(struct bivyd_client *c) {
       if (c->out_len == 0 || c->follow_events || c->follow_logs) client_close(c);
       return;
     }
+    if (c->denied) continue;
     for (ssize_t i = 0; i < n && !c->dead; i++) {
       char ch = buf[i];
       if (ch == '\n') {
