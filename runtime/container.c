@@ -297,6 +297,15 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   if (user && user->path == NULL) {
     r = write_id_map(pid, "uid_map", c->uid_mappings, c->n_uid_mappings, err);
     if (r < 0) return r;
+    /* setgroups deny: nobody in the container may change supplementary groups (e.g. drop
+     * one to get past a "group may not read" permission); kept allowed only when the
+     * config itself asks for additionalGids, which need setgroups */
+    if (!(c->has_process && c->process.user.n_additional_gids > 0)) {
+      char sg[64];
+      snprintf(sg, sizeof sg, "/proc/%d/setgroups", (int)pid);
+      r = bivy_write_file_at(AT_FDCWD, sg, "deny", 4, err);
+      if (r < 0) return bivy_error_wrap(err, "user namespace");
+    }
     r = write_id_map(pid, "gid_map", c->gid_mappings, c->n_gid_mappings, err);
     if (r < 0) return r;
   }

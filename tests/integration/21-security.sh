@@ -34,7 +34,15 @@ test_user_namespace_mappings() {
   assert_eq "$(awk '/^Uid:/ {print $2}' /proc/$pid/status)" 100000
   assert_eq "$(awk '/^Gid:/ {print $2}' /proc/$pid/status)" 100000
   [ "$(readlink /proc/$pid/ns/user)" != "$(readlink /proc/self/ns/user)" ] || fail "no new user namespace"
+  assert_eq "$(cat /proc/$pid/setgroups)" deny "setgroups denied in the container's user namespace"
   bivy delete -f u1
+  # additionalGids still work in a user namespace (setgroups stays allowed for them)
+  mkbundle "$T/u2" id -G
+  jqi "$T/u2/config.json" '.linux.namespaces += [{"type": "user"}]
+    | .linux.uidMappings = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    | .linux.gidMappings = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    | .process.user.additionalGids = [5, 7]'
+  assert_eq "$(bivy run -b "$T/u2" u2)" "0 5 7"
 }
 
 test_join_namespace_by_path() {
