@@ -102,6 +102,13 @@ int bivy_cgroup_oom_count(struct bivy_cgroup *cg, uint64_t *count, bivy_error_t 
 int bivy_cgroup_oom_fd(struct bivy_cgroup *cg, bivy_error_t *err);
 void bivy_cgroup_oom_drain(int fd);
 
+/* Record resources now in force in a container state document: state["resources"] becomes
+ * the old value with `applied` merged in (objects merge recursively, everything else
+ * replaces), so `state`, bivyd restarts and re-creations see the live limits. */
+void bivy_cgroup_record_resources(json_t *state, json_t *applied);
+/* The merge rule above, on two LinuxResources objects. */
+void bivy_resources_merge(json_t *dst, json_t *src);
+
 static inline void bivy_cgroup_freep(struct bivy_cgroup **cg) {
   if (*cg) bivy_cgroup_free(*cg);
 }

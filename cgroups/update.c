@@ -369,3 +369,22 @@ int bivy_cgroup_limits(struct bivy_cgroup *cg, json_t **out, bivy_error_t *err) 
   *out = o;
   return 0;
 }
+
+void bivy_resources_merge(json_t *dst, json_t *src) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(src, k, v) {
+    json_t *d = json_object_get(dst, k);
+    if (json_is_object(d) && json_is_object(v)) bivy_resources_merge(d, v);
+    else json_object_set(dst, k, v);
+  }
+}
+
+void bivy_cgroup_record_resources(json_t *state, json_t *applied) {
+  json_t *old = json_object_get(state, "resources");
+  if (!json_is_object(old)) {
+    old = json_object();
+    json_object_set_new(state, "resources", old);
+  }
+  bivy_resources_merge(old, applied);
+}

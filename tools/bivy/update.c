@@ -80,17 +80,6 @@ static int read_resources_file(const char *path, json_t **out, bivy_error_t *err
   return 0;
 }
 
-/* state "resources" := old merged with new (objects merge, everything else replaces) */
-static void merge(json_t *dst, json_t *src) {
-  const char *k;
-  json_t *v;
-  json_object_foreach(src, k, v) {
-    json_t *d = json_object_get(dst, k);
-    if (json_is_object(d) && json_is_object(v)) merge(d, v);
-    else json_object_set(dst, k, v);
-  }
-}
-
 static int parse(int argc, char **argv, struct upd *u, const char **rfile, const char **format,
                  struct bivy_cgroup_update_opts *o, bivy_error_t *err) {
   static const struct option opts[] = {
@@ -234,7 +223,7 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
   } else {
     res = json_object();
   }
-  merge(res, flags);
+  bivy_resources_merge(res, flags);
 
   _cleanup_cgv_ struct cgv c = {.lock = -1};
   if ((r = cgv_open(g, "update", id, true, &c, err)) < 0) return r;
@@ -274,12 +263,7 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
   if ((r = bivy_cgroup_update(c.cg, res, &o, err)) < 0) return bivy_error_wrap(err, "update");
 
   /* what is in force now goes into the state, so `state` and re-creations see it */
-  json_t *old = json_object_get(c.state, "resources");
-  if (!json_is_object(old)) {
-    old = json_object();
-    json_object_set_new(c.state, "resources", old);
-  }
-  merge(old, res);
+  bivy_cgroup_record_resources(c.state, res);
   if ((r = bivy_state_save(g->root, id, c.state, err)) < 0)
     return bivy_error_wrap(err, "update: container %s: limits applied but not recorded", id);
 

@@ -282,16 +282,7 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
     _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
     _cleanup_json_ json_t *st = NULL;
     if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
-      json_t *old = json_object_get(st, "resources");
-      if (!json_is_object(old)) json_object_set_new(st, "resources", json_object());
-      old = json_object_get(st, "resources");
-      const char *k;
-      json_t *v;
-      json_object_foreach(res, k, v) {
-        json_t *d = json_object_get(old, k);
-        if (json_is_object(d) && json_is_object(v)) json_object_update(d, v);
-        else json_object_set(old, k, v);
-      }
+      bivy_cgroup_record_resources(st, res);
       bivy_state_save(D.root, in->cid, st, &e2);
     }
   }
