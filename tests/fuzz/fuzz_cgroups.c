@@ -1,4 +1,5 @@
 // fuzz-sources: cgroups/resources.c cgroups/devices.c runtime/error.c runtime/util.c
+// fuzz-seconds: 30
 /* libFuzzer target: arbitrary bytes as linux.resources (from an untrusted config.json or
  * `bivy update -r`). Translation, device-rule parsing and the eBPF program builder must never
  * crash or leak, and what they accept must be safe to write: file names without '/' or "..",

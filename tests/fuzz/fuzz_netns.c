@@ -1,4 +1,5 @@
 // fuzz-sources: netns/mode.c runtime/error.c runtime/util.c
+// fuzz-seconds: 30
 /* libFuzzer target: arbitrary bytes as the network annotations (org.bivy.net, org.bivy.publish,
  * org.bivy.subnet), which come from an untrusted config.json. Parsers must never crash or leak,
  * and whatever they accept must satisfy the invariants the rest of netns/ relies on. */
