@@ -15,7 +15,7 @@ PKGS=(
   # the pure cgroup v2 VM tier
   qemu-system-x86 cpio kmod xz-utils
   # real clients and peers
-  podman runc crun conmon criu hyperfine
+  podman runc crun conmon criu hyperfine strace
 )
 
 quiet=0
