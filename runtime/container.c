@@ -229,6 +229,19 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
       flags |= (uint64_t)bivy_ns_clone_flag(ns->type);
     }
   }
+  /* --net container:ID / ns:PATH: join that network namespace instead of making one
+   * (bivy_net_ns_path also validates every network annotation before anything exists) */
+  _cleanup_free_ char *netns_path = NULL;
+  r = bivy_net_ns_path(o->root, c, &netns_path, err);
+  if (r < 0) return r;
+  if (netns_path && x->ns_fds[BIVY_NS_NET] < 0) {
+    int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bivy_error_errno(err, "annotations.%s: network namespace %s", BIVY_NET_ANNOTATION, netns_path);
+    x->ns_fds[BIVY_NS_NET] = fd;
+    a.ns_fds[BIVY_NS_NET] = fd;
+    flags &= ~(uint64_t)CLONE_NEWNET;
+    unshare_flags &= ~CLONE_NEWNET;
+  }
   a.unshare_flags = unshare_flags;
   a.userns = user != NULL;
 

@@ -60,6 +60,9 @@ int bivy_state_lock(const char *root, const char *id, bivy_error_t *err) {
 int bivy_state_create(const char *root, const char *id, bivy_error_t *err) {
   int r = check_id(id, err);
   if (r < 0) return r;
+  /* the network store and the seccomp cache live beside the containers under the root */
+  if (strcmp(id, "net") == 0 || strcmp(id, "seccomp-cache") == 0)
+    return bivy_error_plain(err, EINVAL, "container ID \"%s\" is reserved", id);
   /* 0700: the state holds pids, paths and fifos only root should act on */
   r = bivy_mkdir_p(root, 0700, err);
   if (r < 0) return bivy_error_wrap(err, "state root");

@@ -243,3 +243,28 @@ test_bivy_run_bridge_end_to_end() {
   assert_eq "$(veths)" 0 "veths after the container exited"
   assert_eq "$(inh "$BIVY" --root "$T/eroot" net inspect bivy0 | jq .leases)" 0 "leases after exit"
 }
+
+# The real `bivy run` joins another container's network namespace (--net container:ID) and a
+# named one (--net ns:PATH), instead of making its own.
+test_bivy_run_container_and_ns_modes() {
+  mkbundle "$T/n1" sleep 1000
+  bivy run -d -b "$T/n1" n1 >/dev/null
+  want=$(readlink "/proc/$(pid_of n1)/ns/net")
+  [ "$want" != "$(readlink /proc/self/ns/net)" ] || fail "n1 shares the host's netns"
+  mkbundle "$T/n2" readlink /proc/self/ns/net
+  (cd "$T/n2" && "$BIVY" spec --force --net container:n1 >/dev/null)
+  jqi "$T/n2/config.json" --arg root "$ROOTFS" --arg cg "$(cgpath n2)" \
+    '.root.path = $root | .process.args = ["readlink", "/proc/self/ns/net"] | .linux.cgroupsPath = $cg'
+  assert_eq "$(bivy run -b "$T/n2" n2)" "$want" "container:n1"
+  X=bvx-$$-$RANDOM
+  ip netns add "$X"
+  on_exit "ip netns del $X"
+  (cd "$T/n2" && "$BIVY" spec --force --net "ns:/run/netns/$X" >/dev/null)
+  jqi "$T/n2/config.json" --arg root "$ROOTFS" --arg cg "$(cgpath n3)" \
+    '.root.path = $root | .process.args = ["readlink", "/proc/self/ns/net"] | .linux.cgroupsPath = $cg'
+  assert_eq "$(bivy run -b "$T/n2" n3)" "net:[$(stat -L -c %i "/run/netns/$X")]" "ns:PATH"
+  (cd "$T/n2" && "$BIVY" spec --force --net container:nosuch >/dev/null)
+  jqi "$T/n2/config.json" --arg root "$ROOTFS" '.root.path = $root'
+  expect_fail "nosuch" bivy run -b "$T/n2" n5
+  [ ! -d "$T/root/n5" ] || fail "failed create left its state"
+}
