@@ -1,5 +1,6 @@
 // fuzz-sources: runtime/seccomp-parse.c runtime/seccomp.c runtime/seccomp-cache.c runtime/error.c runtime/util.c
 // fuzz-seconds: 30
+// fuzz-args: -max_len=1024
 /* libFuzzer target: arbitrary bytes as linux.seccomp. Validation must never crash or leak,
  * and whatever it accepts must compile with libseccomp or fail with an error (no abort). */
 #include <stddef.h>
