@@ -144,6 +144,19 @@ int bivy_net_ns_path(const char *state_root, const struct bivy_config *cfg, char
 
 /* ---------------------------------------------------------------- files for /etc */
 
+int bivy_net_etc_files(const struct bivy_config *cfg, bool *hosts, bool *resolv, bivy_error_t *err) {
+  *hosts = *resolv = false;
+  const char *a = bivy_config_annotation(cfg, BIVY_NET_ANNOTATION);
+  if (a == NULL) return 0;
+  struct bivy_net_mode m = {0};
+  int r = bivy_net_mode_parse(a, &m, err);
+  if (r < 0) return r;
+  *hosts = m.kind == BIVY_NET_NONE || m.kind == BIVY_NET_BRIDGE;
+  *resolv = m.kind == BIVY_NET_BRIDGE;
+  bivy_net_mode_clear(&m);
+  return 0;
+}
+
 static int write_etc_files(const char *root, const char *id, const struct bivy_config *cfg, uint32_t ip, bool resolv,
                            json_t *state, bivy_error_t *err) {
   _cleanup_free_ char *hosts = NULL, *rpath = NULL, *text = NULL;

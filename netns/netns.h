@@ -6,6 +6,7 @@
 #define BIVY_NETNS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "runtime/error.h"
@@ -30,6 +31,11 @@ struct bivy_config;
  * annotation; or config.json already names a network namespace path). Also validates the
  * annotations early (mode, publish list, subnet) so a bad value fails before anything exists. */
 int bivy_net_ns_path(const char *state_root, const struct bivy_config *cfg, char **path, bivy_error_t *err);
+
+/* Which files bivy_net_setup will write into ROOT/ID for the container's /etc: hosts (modes
+ * none and bridge) and resolv.conf (bridge). The lifecycle code binds them read-only over
+ * /etc/hosts and /etc/resolv.conf (the plan is built before the files exist). */
+int bivy_net_etc_files(const struct bivy_config *cfg, bool *hosts, bool *resolv, bivy_error_t *err);
 
 /* Wire the network namespace of the (already created, not yet started) container process
  * `pid` according to the config's annotations. Returns a JSON object describing what was

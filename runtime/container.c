@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -152,6 +153,30 @@ static int check_preserved_fds(int n, bivy_error_t *err) {
   return 0;
 }
 
+/* The network's /etc/hosts and /etc/resolv.conf: bivy_net_setup writes them into ROOT/ID before
+ * the init mounts anything; the plan (built before clone) binds them read-only over the
+ * image's files, so a container cannot rewrite the runtime's copies. */
+static int add_net_etc_mounts(struct bivy_config *c, const char *root, const char *id, bivy_error_t *err) {
+  bool hosts, resolv;
+  int r = bivy_net_etc_files(c, &hosts, &resolv, err);
+  if (r < 0) return r;
+  const char *files[2][2] = {{BIVY_NET_HOSTS_FILE, "/etc/hosts"}, {BIVY_NET_RESOLV_FILE, "/etc/resolv.conf"}};
+  bool want[2] = {hosts, resolv};
+  for (int i = 0; i < 2; i++) {
+    if (!want[i]) continue;
+    struct bivy_mount *nm = realloc(c->mounts, (c->n_mounts + 1) * sizeof(*nm));
+    if (nm == NULL) return bivy_error(err, ENOMEM, "mounts");
+    c->mounts = nm;
+    struct bivy_mount *m = &c->mounts[c->n_mounts];
+    *m = (struct bivy_mount){.destination = strdup(files[i][1]), .type = strdup("bind"),
+                             .source = bivy_state_path(root, id, files[i][0]),
+                             .flags = MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, .bind = true};
+    c->n_mounts++;
+    if (m->destination == NULL || m->type == NULL || m->source == NULL) return bivy_error(err, ENOMEM, "mounts");
+  }
+  return 0;
+}
+
 static int do_create(struct create_ctx *x, bivy_error_t *err) {
   const struct bivy_create_opts *o = x->o;
   int r;
@@ -199,6 +224,8 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
   _cleanup_free_ char *cache = NULL;
   if (asprintf(&cache, "%s/seccomp-cache", o->root) < 0) return bivy_error(err, ENOMEM, "seccomp");
   r = bivy_seccomp_prepare(c->seccomp, cache, &x->sc, err);
+  if (r < 0) return r;
+  r = add_net_etc_mounts(x->cfg, o->root, o->id, err);
   if (r < 0) return r;
   r = bivy_plan_build(c, o->no_pivot, &x->plan, err);
   if (r < 0) return r;

@@ -268,3 +268,17 @@ test_bivy_run_container_and_ns_modes() {
   expect_fail "nosuch" bivy run -b "$T/n2" n5
   [ ! -d "$T/root/n5" ] || fail "failed create left its state"
 }
+
+# The network's /etc/hosts comes from the state dir, bound read-only over the image's.
+test_bivy_run_none_gets_hosts_file() {
+  mkbundle "$T/h1"
+  (cd "$T/h1" && "$BIVY" spec --force --net none >/dev/null)
+  jqi "$T/h1/config.json" --arg root "$ROOTFS" --arg cg "$(cgpath h1)" \
+    '.root.path = $root | .root.readonly = true | .hostname = "hosty" | .linux.cgroupsPath = $cg
+     | .process.args = ["sh", "-c", "cat /etc/hosts; echo x >> /etc/hosts || echo RO; ip -o link | wc -l"]'
+  out=$(bivy run -b "$T/h1" h1 2>&1)
+  assert_contains "$out" "hosty"
+  assert_contains "$out" "RO"
+  assert_eq "$(tail -1 <<<"$out" | tr -d ' ')" "1" "only lo"
+  [ ! -e "$T/root/h1" ] || fail "state left after run"
+}
