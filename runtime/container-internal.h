@@ -96,6 +96,10 @@ int bivy_chdir_checked(const char *cwd, bivy_error_t *err);
 pid_t bivy_clone3(uint64_t flags, int cgroup_fd, int *pidfd);
 int bivy_pidfd_open(pid_t pid);
 int bivy_pidfd_send_signal(int pidfd, int sig);
+/* Right before execve: unblock every signal and restore default dispositions, so the program
+ * does not inherit the caller's mask or ignored signals (a supervisor blocking SIGTERM would
+ * otherwise make its containers deaf to `kill`). */
+void bivy_reset_signals(void);
 
 /* Load ROOT/ID/config.json saved at create (the container's config as it was created). */
 int bivy_saved_config_load(const char *root, const char *id, const char *bundle, struct bivy_config **out,

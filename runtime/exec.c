@@ -87,6 +87,7 @@ __attribute__((noreturn)) static void exec_child_main(struct exec_child *a) {
   if (notify >= 0) close(notify); /* exec'd processes do not get their own listener */
   /* a detached process outlives bivy exec */
   prctl(PR_SET_PDEATHSIG, 0);
+  bivy_reset_signals();
   execve(exe, p->args, p->env ? p->env : (char *[]){NULL});
   bivy_error_errno(&err, "exec %s", exe);
   bivy_sync_die(sync, 127, NULL, &err);

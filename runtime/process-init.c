@@ -173,6 +173,7 @@ void bivy_init_main(struct bivy_init_args *a) {
     _cleanup_free_ char *txt = json_dumps(st, JSON_COMPACT);
     if (bivy_hooks_run(c, BIVY_HOOK_START_CONTAINER, txt, &err) < 0) fifo_die(fifo, 1, "%s", err->msg);
   }
+  bivy_reset_signals();
   execve(exe, p->args, p->env ? p->env : (char *[]){NULL});
   fifo_die(fifo, 127, "exec %s: %s", exe, strerror(errno));
 }
