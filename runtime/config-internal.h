@@ -34,6 +34,8 @@ int cfg_fail(bivy_error_t *err, const struct jp *p, int errnum, const char *fmt,
 /* Typed accessors: absent (NULL) values are fine unless `required`; a present value of the
  * wrong type fails naming the path. Strings are copied (the struct owns its memory). */
 int cfg_str(json_t *v, const struct jp *p, bool required, char **out, bivy_error_t *err);
+/* A required string, borrowed from the document (no copy): enum-like values such as "type". */
+int cfg_str_ref(json_t *v, const struct jp *p, const char **out, bivy_error_t *err);
 int cfg_abs_path(json_t *v, const struct jp *p, bool required, char **out, bivy_error_t *err);
 int cfg_bool(json_t *v, const struct jp *p, bool *out, bivy_error_t *err);
 /* integers in [min, max]; jansson reals with an integral value are accepted (documents with

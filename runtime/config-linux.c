@@ -18,11 +18,9 @@ static int parse_namespaces(struct bivy_config *c, json_t *j, const struct jp *p
     json_t *e = json_array_get(j, i);
     const struct jp *pi = JP_IDX(p, i);
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
-    if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
-    if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
-    const char *name = json_string_value(t);
+    const char *name;
+    if ((r = cfg_str_ref(cfg_get(e, "type"), pt, &name, err)) < 0) return r;
     int type = -1;
     for (int k = 0; k < BIVY_NS_COUNT; k++)
       if (strcmp(bivy_ns_name((enum bivy_ns_type)k), name) == 0) type = k;
@@ -79,11 +77,9 @@ static int parse_devices(struct bivy_config *c, json_t *j, const struct jp *p, b
     struct bivy_device *d = &c->devices[c->n_devices++];
     if ((r = cfg_object(e, pi, err)) < 0) return r;
     if ((r = cfg_abs_path(cfg_get(e, "path"), JP_KEY(pi, "path"), true, &d->path, err)) < 0) return r;
-    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
-    if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
-    if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
-    const char *ts = json_string_value(t);
+    const char *ts;
+    if ((r = cfg_str_ref(cfg_get(e, "type"), pt, &ts, err)) < 0) return r;
     if (strlen(ts) != 1 || strchr("cbup", ts[0]) == NULL)
       return cfg_fail(err, pt, 0, "unknown device type \"%s\" (c, b, u or p)", ts);
     d->type = ts[0];

@@ -119,16 +119,15 @@ static int parse_rlimits(json_t *j, const struct jp *p, struct bivy_process *out
     json_t *e = json_array_get(j, i);
     const struct jp *pi = JP_IDX(p, i);
     if ((r = cfg_object(e, pi, err)) < 0) return r;
-    json_t *t = cfg_get(e, "type");
     const struct jp *pt = JP_KEY(pi, "type");
-    if (t == NULL) return cfg_fail(err, pt, 0, "missing (required)");
-    if (!json_is_string(t)) return cfg_fail(err, pt, 0, "expected a string");
+    const char *tname;
+    if ((r = cfg_str_ref(cfg_get(e, "type"), pt, &tname, err)) < 0) return r;
     int res = -1;
     for (size_t k = 0; k < sizeof rlimit_names / sizeof rlimit_names[0]; k++)
-      if (strcmp(rlimit_names[k].name, json_string_value(t)) == 0) res = rlimit_names[k].resource;
-    if (res < 0) return cfg_fail(err, pt, 0, "unknown rlimit \"%s\"", json_string_value(t));
+      if (strcmp(rlimit_names[k].name, tname) == 0) res = rlimit_names[k].resource;
+    if (res < 0) return cfg_fail(err, pt, 0, "unknown rlimit \"%s\"", tname);
     for (size_t k = 0; k < out->n_rlimits; k++)
-      if (out->rlimits[k].resource == res) return cfg_fail(err, pt, 0, "duplicate rlimit \"%s\"", json_string_value(t));
+      if (out->rlimits[k].resource == res) return cfg_fail(err, pt, 0, "duplicate rlimit \"%s\"", tname);
     struct bivy_rlimit *rl = &out->rlimits[out->n_rlimits];
     rl->resource = res;
     json_t *soft = cfg_get(e, "soft"), *hard = cfg_get(e, "hard");

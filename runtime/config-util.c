@@ -64,6 +64,13 @@ int cfg_str(json_t *v, const struct jp *p, bool required, char **out, bivy_error
   return 0;
 }
 
+int cfg_str_ref(json_t *v, const struct jp *p, const char **out, bivy_error_t *err) {
+  if (v == NULL) return cfg_fail(err, p, 0, "missing (required)");
+  if (!json_is_string(v)) return cfg_fail(err, p, 0, "expected a string");
+  *out = json_string_value(v);
+  return 0;
+}
+
 int cfg_abs_path(json_t *v, const struct jp *p, bool required, char **out, bivy_error_t *err) {
   int r = cfg_str(v, p, required, out, err);
   if (r < 0 || *out == NULL) return r;
