@@ -6,37 +6,14 @@
 #include "runtime/container.h"
 #include "runtime/util.h"
 #include "tools/bivy/cli.h"
+#include "tools/bivy/create-opts.h"
 
 static int run_create(struct bivy_global *g, int argc, char **argv, bivy_error_t *err) {
-  static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
-                                       {"pid-file", required_argument, NULL, 'p'},
-                                       {"console-socket", required_argument, NULL, 'c'},
-                                       {"preserve-fds", required_argument, NULL, 'P'},
-                                       {"no-pivot", no_argument, NULL, 'N'},
-                                       {"no-new-keyring", no_argument, NULL, 'K'},
-                                       {0, 0, 0, 0}};
-  struct bivy_create_opts o = {.root = g->root, .debug = g->debug ? bivy_debug : NULL};
-  int c;
-  int64_t n;
-  while ((c = getopt_long(argc, argv, "+b:", opts, NULL)) != -1) {
-    switch (c) {
-      case 'b': o.bundle = optarg; break;
-      case 'p': o.pid_file = optarg; break;
-      case 'c': o.console_socket = optarg; break;
-      case 'P':
-        if (bivy_parse_i64(optarg, &n) < 0 || n < 0 || n > 65536)
-          return bivy_cli_usage_error(err, "create", "--preserve-fds: invalid count \"%s\"", optarg);
-        o.preserve_fds = (int)n;
-        break;
-      case 'N': o.no_pivot = true; break;
-      case 'K': o.no_new_keyring = true; break;
-      default: return bivy_cli_usage_error(err, "create", "unknown option");
-    }
-  }
-  if (optind != argc - 1) return bivy_cli_usage_error(err, "create", "expected exactly one container ID");
-  o.id = argv[optind];
+  struct bivy_create_opts o;
+  int r = bivy_cli_parse_create(g, "create", argc, argv, &o, NULL, err);
+  if (r < 0) return r;
   pid_t pid;
-  int r = bivy_container_create(&o, &pid, NULL, err);
+  r = bivy_container_create(&o, &pid, NULL, err);
   return r < 0 ? r : 0;
 }
 
