@@ -1,7 +1,7 @@
 # Security properties of the lifecycle: separate namespaces, user namespace mappings,
 # joining namespaces by path, fd hygiene (--preserve-fds, no leaks), the cwd escape of
 # CVE-2024-21626 and the /proc/PID/exe exposure of CVE-2019-5736.
-TIERS="host"
+TIERS="host v2"
 
 status_is() { [ "$(bivy state "$1" 2>/dev/null | jq -r .status)" = "$2" ]; }
 

@@ -1,6 +1,6 @@
 # bivy exec: a process in a running container's namespaces, cgroup and root, with the
 # container's process settings as defaults.
-TIERS="host"
+TIERS="host v2"
 
 start_ctr() { # ID: a running container with a sleeping init
   mkbundle "$T/$1" sleep 1000

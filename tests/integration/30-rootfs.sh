@@ -5,17 +5,8 @@
 # Containers run through run_ctr: `bivy run`, or with ROOTFS_RUNNER=helper
 # tests/helpers/rootfs-run, a mini runner that drives the same runtime/linux.h functions
 # without the lifecycle code (to tell a rootfs bug from a lifecycle one).
-TIERS="host"
+TIERS="host v2"
 
-run_with() { # RUNNER DIR [runner options]: run the bundle's container to completion
-  local runner=$1 dir=$2; shift 2
-  if [ "$runner" = bivy ]; then
-    bivy run -b "$dir" "$@" "$(basename "$dir")"
-  else
-    "$HELPERS/rootfs-run" "$@" "$dir"
-  fi
-}
-run_ctr() { run_with "${ROOTFS_RUNNER:-bivy}" "$@"; }
 
 # a private copy of the busybox rootfs (tests that plant things in the image)
 own_rootfs() {

@@ -75,3 +75,19 @@ wait_for() {
 status_of() { bivy state "$1" | jq -r .status; }
 pid_of() { bivy state "$1" | jq -r .pid; }
 in_vm() { [ "${BIVY_VM:-0}" = 1 ]; }
+
+# run_with RUNNER DIR [options]: run the bundle's container to completion, with `bivy run`
+# (RUNNER=bivy) or with tests/helpers/rootfs-run (the rootfs code without the lifecycle code,
+# to tell a rootfs bug from a lifecycle one: ROOTFS_RUNNER=helper).
+run_with() {
+  local runner=$1 dir=$2; shift 2
+  if [ "$runner" = bivy ]; then
+    bivy run -b "$dir" "$@" "$(basename "$dir")"
+  else
+    "$HELPERS/rootfs-run" "$@" "$dir"
+  fi
+}
+run_ctr() { run_with "${ROOTFS_RUNNER:-bivy}" "$@"; }
+# bivy without CAP_SYS_RESOURCE in its bounding set (as on the development host, whatever
+# the machine running the tests has)
+bivy_nores() { setpriv --bounding-set -sys_resource "$BIVY" --root "$T/root" "$@"; }
