@@ -2,19 +2,6 @@
 # stats; devices; failures leave nothing behind.
 TIERS="host v2"
 
-is_v2() { [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; }
-# cgfile ID FILE: the container's cgroup file, in the hierarchy that holds it
-cgfile() {
-  local p ctrl
-  p=$(cgpath "$1")
-  if is_v2; then echo "/sys/fs/cgroup$p/$2"; return; fi
-  ctrl=${2%%.*}
-  case $ctrl in
-    cgroup) ctrl=unified ;;
-    io) ctrl=blkio ;;
-  esac
-  echo "/sys/fs/cgroup/$ctrl$p/$2"
-}
 cgcat() { cat "$(cgfile "$1" "$2")"; }
 
 # a bundle with a host dir bound read-write at /ctl for signalling

@@ -1,16 +1,6 @@
 # bivy update: live limit changes, safe memory shrink, all-or-nothing validation.
 TIERS="host v2"
 
-is_v2() { [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; }
-# cgfile ID FILE: the container's cgroup file, in the hierarchy that holds it
-cgfile() {
-  local p ctrl
-  p=$(cgpath "$1")
-  if is_v2; then echo "/sys/fs/cgroup$p/$2"; return; fi
-  ctrl=${2%%.*}
-  case $ctrl in cgroup) ctrl=unified ;; io) ctrl=blkio ;; esac
-  echo "/sys/fs/cgroup/$ctrl$p/$2"
-}
 cgcat() { cat "$(cgfile "$1" "$2")"; }
 memlimit() { if is_v2; then cgcat "$1" memory.max; else cgcat "$1" memory.limit_in_bytes; fi; }
 memusage() { if is_v2; then cgcat "$1" memory.current; else cgcat "$1" memory.usage_in_bytes; fi; }

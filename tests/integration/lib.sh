@@ -91,3 +91,15 @@ run_ctr() { run_with "${ROOTFS_RUNNER:-bivy}" "$@"; }
 # bivy without CAP_SYS_RESOURCE in its bounding set (as on the development host, whatever
 # the machine running the tests has)
 bivy_nores() { setpriv --bounding-set -sys_resource "$BIVY" --root "$T/root" "$@"; }
+
+is_v2() { [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; }
+# cgfile ID FILE: the container's cgroup file (cgroupsPath from cgpath), in the hierarchy that
+# holds it: /sys/fs/cgroup/... on v2, /sys/fs/cgroup/<controller>/... on v1/hybrid
+cgfile() {
+  local p ctrl
+  p=$(cgpath "$1")
+  if is_v2; then echo "/sys/fs/cgroup$p/$2"; return; fi
+  ctrl=${2%%.*}
+  case $ctrl in cgroup) ctrl=unified ;; io) ctrl=blkio ;; esac
+  echo "/sys/fs/cgroup/$ctrl$p/$2"
+}

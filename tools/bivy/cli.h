@@ -39,6 +39,8 @@ int bivy_cli_help(const char *usage);
 /* Report a usage error: fills err with "<verb>: <msg> (see 'bivy <verb> --help')". */
 int bivy_cli_usage_error(bivy_error_t *err, const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* --format ARG: `plain` (e.g. "text" or "table") or "json"; *out = arg. Usage error otherwise. */
+int bivy_cli_format(const char *verb, const char *arg, const char *plain, const char **out, bivy_error_t *err);
 /* True if argv contains -h/--help before any "--". */
 bool bivy_cli_wants_help(int argc, char **argv);
 

@@ -26,9 +26,7 @@ static int run_down(struct bivy_global *g, int argc, char **argv, bivy_error_t *
         break;
       case 'r': rm = true; break;
       case 'f':
-        if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-          return bivy_cli_usage_error(err, "down", "--format: unknown format \"%s\" (text or json)", optarg);
-        format = optarg;
+        if (bivy_cli_format("down", optarg, "text", &format, err) < 0) return -EINVAL;
         break;
       default: return bivy_cli_usage_error(err, "down", "unknown option");
     }

@@ -115,6 +115,13 @@ int bivy_cli_usage_error(bivy_error_t *err, const char *verb, const char *fmt, .
   return bivy_error(err, 0, "%s: %s (see 'bivy %s --help')", verb, n >= 0 ? msg : "bad usage", verb);
 }
 
+int bivy_cli_format(const char *verb, const char *arg, const char *plain, const char **out, bivy_error_t *err) {
+  if (strcmp(arg, plain) != 0 && strcmp(arg, "json") != 0)
+    return bivy_cli_usage_error(err, verb, "--format: unknown format \"%s\" (%s or json)", arg, plain);
+  *out = arg;
+  return 0;
+}
+
 bool bivy_cli_wants_help(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) return false;

@@ -23,9 +23,7 @@ static int run_restart(struct bivy_global *g, int argc, char **argv, bivy_error_
           return bivy_cli_usage_error(err, "restart", "--timeout: invalid duration \"%s\" (e.g. 10, 500ms, 2s)", optarg);
         break;
       case 'f':
-        if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-          return bivy_cli_usage_error(err, "restart", "--format: unknown format \"%s\" (text or json)", optarg);
-        format = optarg;
+        if (bivy_cli_format("restart", optarg, "text", &format, err) < 0) return -EINVAL;
         break;
       default: return bivy_cli_usage_error(err, "restart", "unknown option");
     }

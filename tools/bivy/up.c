@@ -145,9 +145,7 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
         break;
       }
       case O_FORMAT:
-        if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-          return bivy_cli_usage_error(err, "up", "--format: unknown format \"%s\" (text or json)", optarg);
-        *format = optarg;
+        if (bivy_cli_format("up", optarg, "text", format, err) < 0) return -EINVAL;
         break;
       default: return bivy_cli_usage_error(err, "up", "unknown option");
     }

@@ -191,9 +191,7 @@ static int parse(int argc, char **argv, struct upd *u, const char **rfile, const
         break;
       case 'r': *rfile = optarg; break;
       case O_FORMAT:
-        if (strcmp(optarg, "table") && strcmp(optarg, "json"))
-          return bivy_cli_usage_error(err, "update", "--format: unknown format \"%s\" (table or json)", optarg);
-        *format = optarg;
+        if (bivy_cli_format("update", optarg, "table", format, err) < 0) return -EINVAL;
         break;
       case O_RECLAIM:
         if (cgv_parse_duration(optarg, &o->reclaim_timeout_ms) < 0)
