@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +118,16 @@ int bivy_pidfd_open(pid_t pid) {
 }
 
 void bivy_reset_signals(void) {
-  struct sigaction dfl = {.sa_handler = SIG_DFL};
-  sigemptyset(&dfl.sa_mask);
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL); /* EINVAL for the libc-reserved ones: fine */
+  /* the raw call: glibc's sigaction() refuses its reserved real-time signals (32, 33), which a
+   * caller may still have ignored and would otherwise pass on */
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    uint64_t mask;
+  } dfl = {.handler = SIG_DFL};
+  for (int sig = 1; sig <= 64; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(uint64_t));
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
