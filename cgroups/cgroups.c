@@ -318,10 +318,10 @@ static int make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent
     if (next < 0) return bivy_error_errno(err, "open cgroup %s", h->dir);
     if (!h->v2 && (h->ctrls & (1u << CG_CPUSET))) {
       bool ours = h->created > 0 || (bivy_parent && depth == 0);
-      if (h->created > 0) {
-        int r = cpuset_inherit(cur, next, h->dir, err);
-        if (r < 0) return r;
-      }
+      /* at every level, not only the ones this process made: a parent another bivy made a
+       * moment ago may not have its cpus/mems yet (parallel creates under one parent) */
+      int r = cpuset_inherit(cur, next, h->dir, err);
+      if (r < 0) return r;
       /* in bivy's own parents, let the kernel copy cpus/mems into new children: cheaper
        * than writing them (each cpuset write rebuilds scheduler domains) */
       if (ours && !leaf) {
