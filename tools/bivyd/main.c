@@ -62,25 +62,25 @@ void bivyd_rfc3339(char *buf, size_t len) {
   snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
 }
 
-void bivyd_log(const char *fmt, ...) {
+static void vlog(const char *level, const char *fmt, va_list ap) {
   char ts[40];
   bivyd_rfc3339(ts, sizeof ts);
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "bivyd %s ", ts);
+  fprintf(stderr, "bivyd %s %s", ts, level);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
+}
+
+void bivyd_log(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlog("", fmt, ap);
   va_end(ap);
 }
 
 void bivyd_debug(const char *fmt, ...) {
-  char ts[40];
-  bivyd_rfc3339(ts, sizeof ts);
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "bivyd %s debug: ", ts);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vlog("debug: ", fmt, ap);
   va_end(ap);
 }
 
