@@ -41,10 +41,6 @@ struct bivy_sync_msg {
   char text[2048];
 };
 
-/* Like bivy_error() for a condition that is not a system error: the message carries no
- * strerror suffix, but the returned code (and err->status) is -code. */
-int bivy_error_plain(bivy_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Send a message (text may be NULL; fd >= 0 is passed with SCM_RIGHTS). */
 int bivy_sync_send(int sock, enum bivy_sync_type type, int code, int pid, const char *text, int fd);
 /* Receive one message. *fd (when not NULL) gets a passed fd or -1. Returns 0, or -EPIPE

@@ -61,3 +61,12 @@ void bivy_error_release(bivy_error_t *err) {
   free(*err);
   *err = NULL;
 }
+
+int bivy_error_plain(bivy_error_t *err, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bivy_verror(err, 0, fmt, ap);
+  va_end(ap);
+  if (err && *err) (*err)->status = code;
+  return -code;
+}

@@ -24,6 +24,10 @@ int bivy_verror(bivy_error_t *err, int errnum, const char *fmt, va_list ap)
  * callee returned). Use it to add context while propagating: return bivy_error_wrap(err, "mount %s", dst); */
 int bivy_error_wrap(bivy_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Set *err to exactly "fmt..." with status code (a message that already says why, e.g. one
+ * relayed from another process) and return -code. */
+int bivy_error_plain(bivy_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Code that err would be returned as: -status, or -EINVAL when status is 0. */
 int bivy_error_code(const bivy_error_t *err);
 

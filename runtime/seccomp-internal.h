@@ -50,6 +50,11 @@ void bivy_scmp_profile_clear(struct bivy_scmp_profile *p);
 int bivy_scmp_compile(const struct bivy_scmp_profile *p, struct sock_filter **prog, size_t *n_insns,
                       bivy_error_t *err);
 
+/* bivy_scmp_compile in a child process that must finish within timeout_ms (libseccomp 2.5
+ * can loop forever on some rule sets): -ETIMEDOUT with an explanation when it does not. */
+int bivy_scmp_compile_guarded(const struct bivy_scmp_profile *p, int timeout_ms, struct sock_filter **prog,
+                              size_t *n_insns, bivy_error_t *err);
+
 /* Name tables shared by parsing and `features`-style listings. */
 int bivy_scmp_action_from_name(const char *name, uint32_t *action_base);
 int bivy_scmp_arch_from_name(const char *name, uint32_t *token);

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "runtime/cleanup.h"
@@ -162,6 +165,66 @@ int bivy_scmp_compile(const struct bivy_scmp_profile *p, struct sock_filter **pr
   return 0;
 }
 
+/* BIVY_SECCOMP_COMPILE_TIMEOUT_MS overrides the 10 s budget (tests use a short one). */
+static int compile_timeout_ms(void) {
+  const char *v = getenv("BIVY_SECCOMP_COMPILE_TIMEOUT_MS");
+  int64_t ms;
+  return v && bivy_parse_i64(v, &ms) == 0 && ms > 0 && ms <= 3600000 ? (int)ms : 10000;
+}
+
+/* libseccomp 2.5.4 (Debian 12) never returns from seccomp_rule_add for some rule sets: two
+ * rules for one syscall that share a range or NE comparison on one argument and then compare
+ * different arguments (found by tests/fuzz/fuzz_seccomp). A config must not hang `create`,
+ * so a profile that is not in the cache compiles in a child that gets timeout_ms to finish;
+ * its program (or error message) comes back through a memfd. Costs one fork per cache miss. */
+int bivy_scmp_compile_guarded(const struct bivy_scmp_profile *p, int timeout_ms, struct sock_filter **prog,
+                              size_t *n_insns, bivy_error_t *err) {
+  *prog = NULL;
+  *n_insns = 0;
+  _cleanup_close_ int mfd = memfd_create("bivy-seccomp-out", MFD_CLOEXEC);
+  if (mfd < 0) return bivy_error_errno(err, "linux.seccomp: memfd_create");
+  pid_t pid = fork();
+  if (pid < 0) return bivy_error_errno(err, "linux.seccomp: fork the compiler");
+  if (pid == 0) {
+    struct sock_filter *out = NULL;
+    size_t n = 0;
+    bivy_error_t cerr = NULL;
+    int r = bivy_scmp_compile(p, &out, &n, &cerr);
+    const void *buf = r == 0 ? (const void *)out : (const void *)(cerr ? cerr->msg : "linux.seccomp: compile");
+    size_t len = r == 0 ? n * sizeof *out : strlen(buf);
+    if (write(mfd, buf, len) != (ssize_t)len) _exit(EIO);
+    _exit(r == 0 ? 0 : (-r & 0xff) ? (-r & 0xff) : EINVAL);
+  }
+  _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  int ready = 1;
+  if (pidfd >= 0) {
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    do ready = poll(&pf, 1, timeout_ms);
+    while (ready < 0 && errno == EINTR);
+  }
+  if (ready == 0) kill(pid, SIGKILL); /* our own child, still inside libseccomp */
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (ready == 0)
+    return bivy_error(err, ETIMEDOUT,
+                      "linux.seccomp: libseccomp did not finish compiling the profile within %d ms (libseccomp 2.5 "
+                      "loops on some combinations of conditional rules for one syscall); merge or simplify the "
+                      "rules that compare arguments of the same syscall",
+                      timeout_ms);
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  if (lseek(mfd, 0, SEEK_SET) < 0 || bivy_read_fd(mfd, "compiled seccomp program", &data, &len, err) < 0)
+    return bivy_error_wrap(err, "linux.seccomp");
+  if (!WIFEXITED(status)) return bivy_error(err, EIO, "linux.seccomp: the compiler process died (status 0x%x)", status);
+  if (WEXITSTATUS(status) != 0) return bivy_error_plain(err, WEXITSTATUS(status), "%s", data);
+  if (len == 0 || len % sizeof(struct sock_filter) != 0)
+    return bivy_error(err, EIO, "linux.seccomp: the compiler returned %zu bytes", len);
+  *n_insns = len / sizeof(struct sock_filter);
+  *prog = (struct sock_filter *)steal_pointer(&data);
+  return 0;
+}
+
 /* The kernel answers EFAULT for a supported flag with a NULL program, EINVAL otherwise. */
 static bool kernel_has_flag(unsigned int flag) {
   return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flag, NULL) < 0 && errno == EFAULT;
@@ -215,7 +278,7 @@ int bivy_seccomp_prepare(json_t *seccomp, const char *cache_dir, struct bivy_sec
   if (canon && cache_dir && bivy_scmp_cache_load(cache_dir, canon, canon_len, &s->prog, &s->n_insns) == 1) {
     s->from_cache = true;
   } else {
-    r = bivy_scmp_compile(&prof, &s->prog, &s->n_insns, err);
+    r = bivy_scmp_compile_guarded(&prof, compile_timeout_ms(), &s->prog, &s->n_insns, err);
     if (r < 0) {
       bivy_scmp_profile_clear(&prof);
       bivy_seccomp_free(s);

@@ -24,15 +24,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-int bivy_error_plain(bivy_error_t *err, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  bivy_verror(err, 0, fmt, ap);
-  va_end(ap);
-  if (err && *err) (*err)->status = code;
-  return -code;
-}
-
 int bivy_sync_send(int sock, enum bivy_sync_type type, int code, int pid, const char *text, int fd) {
   struct bivy_sync_msg m = {.type = type, .code = code, .pid = pid};
   size_t len = offsetof(struct bivy_sync_msg, text);
