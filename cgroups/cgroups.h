@@ -102,6 +102,22 @@ int bivy_cgroup_oom_count(struct bivy_cgroup *cg, uint64_t *count, bivy_error_t 
 int bivy_cgroup_oom_fd(struct bivy_cgroup *cg, bivy_error_t *err);
 void bivy_cgroup_oom_drain(int fd);
 
+/* ---- autoscaler signals (cgroups/pressure.c) ---- */
+/* An fd that becomes readable (POLLIN) when memory usage crosses `threshold`: a v1 memory
+ * threshold eventfd, or on v2 memory.high set to threshold ("max" for UINT64_MAX) plus the
+ * memory.events watch. -ENODATA (no fd) on v1 for UINT64_MAX. Caller closes. */
+int bivy_cgroup_memory_watch(struct bivy_cgroup *cg, uint64_t threshold, bivy_error_t *err);
+/* A PSI trigger on the cgroup2 directory's RESOURCE.pressure ("memory", "cpu"): the fd gets
+ * POLLPRI when tasks stalled stall_us per second. The window is 1 s, or 2 s where the kernel
+ * wants unprivileged triggers (no CAP_SYS_RESOURCE): *window_us says which. */
+int bivy_cgroup_psi_trigger(struct bivy_cgroup *cg, const char *resource, uint64_t stall_us, uint64_t *window_us,
+                            bivy_error_t *err);
+struct bivy_cgroup_usage {
+  uint64_t mem_usage, mem_limit, mem_working_set; /* bytes; limit UINT64_MAX = none */
+  uint64_t cpu_usage_usec, cpu_periods, cpu_throttled;
+};
+int bivy_cgroup_usage(struct bivy_cgroup *cg, struct bivy_cgroup_usage *u, bivy_error_t *err);
+
 /* Record resources now in force in a container state document: state["resources"] becomes
  * the old value with `applied` merged in (objects merge recursively, everything else
  * replaces), so `state`, bivyd restarts and re-creations see the live limits. */

@@ -1,6 +1,8 @@
 /* Supervision policy: restart policies, back-off, durations, instance specs (supervise.h). */
 #include "runtime/supervise.h"
 
+#include "runtime/autoscale.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -157,10 +159,32 @@ static int check_limits(json_t *l, bivy_error_t *err) {
   return 0;
 }
 
+/* An autoscaled instance starts at the policy's minimum; a limit given with it must lie in
+ * the range (the autoscaler moves it only within). */
+static int check_autoscale(json_t *spec, json_t *as, bivy_error_t *err) {
+  struct bivy_as_policy p;
+  int r = bivy_as_check(as, "spec.autoscale", &p, err);
+  if (r < 0) return r;
+  json_t *l = json_object_get(spec, "limits");
+  if (l == NULL) {
+    l = json_object();
+    json_object_set_new(spec, "limits", l);
+  }
+  json_t *m = json_object_get(l, "memory"), *c = json_object_get(l, "cpus");
+  if (p.mem && m == NULL) json_object_set_new(l, "memory", json_integer((json_int_t)p.mem_min));
+  else if (p.mem && (json_integer_value(m) < (json_int_t)p.mem_min || json_integer_value(m) > (json_int_t)p.mem_max))
+    return bivy_error(err, 0, "spec.limits.memory: %" PRId64 " bytes is outside the autoscale range", (int64_t)json_integer_value(m));
+  if (p.cpu && c == NULL) json_object_set_new(l, "cpus", json_real(p.cpu_min));
+  else if (p.cpu && (json_number_value(c) < p.cpu_min - 1e-9 || json_number_value(c) > p.cpu_max + 1e-9))
+    return bivy_error(err, 0, "spec.limits.cpus: %g is outside the autoscale range %g:%g", json_number_value(c), p.cpu_min,
+                      p.cpu_max);
+  return 0;
+}
+
 int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   if (!json_is_object(spec)) return bivy_error(err, EINVAL, "spec: must be an object");
   static const char *const known[] = {"bundle", "rootfs", "args", "env", "restart", "health", "limits",
-                                      "net", "publish", "seccomp", "max_backoff_ms", "warm", NULL};
+                                      "net", "publish", "seccomp", "max_backoff_ms", "warm", "autoscale", NULL};
   const char *k;
   json_t *v;
   json_object_foreach(spec, k, v) {
@@ -188,6 +212,9 @@ int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   if (h && (r = check_health(h, err)) < 0) return r;
   json_t *l = json_object_get(spec, "limits");
   if (l && (r = check_limits(l, err)) < 0) return r;
+  json_t *as = json_object_get(spec, "autoscale");
+  if (json_is_null(as)) json_object_del(spec, "autoscale");
+  else if (as && (r = check_autoscale(spec, as, err)) < 0) return r;
   json_t *net = json_object_get(spec, "net");
   if (net && (!json_is_string(net) || json_string_length(net) == 0)) return bivy_error(err, EINVAL, "spec.net: must be a string");
   json_t *pub = json_object_get(spec, "publish");

@@ -65,9 +65,12 @@ expect_fail() {
   [[ "$out" == *"$pat"* ]] || fail "error of [$*] lacks [$pat]: $out"
 }
 # wait_for CMD... : retry CMD for up to 10 s (50 s in the VM)
-wait_for() {
-  local i n=100
-  [ "${BIVY_VM:-0}" = 1 ] && n=500
+wait_for() { wait_for_s 10 "$@"; }
+# wait_for_s SECS CMD... : the same for up to SECS seconds (5 x SECS in the VM)
+wait_for_s() {
+  local i n=$(($1 * 10))
+  shift
+  [ "${BIVY_VM:-0}" = 1 ] && n=$((n * 5))
   for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "timed out waiting for: $*"
 }

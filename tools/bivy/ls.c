@@ -61,8 +61,10 @@ static int run_ls(struct bivy_global *g, int argc, char **argv, bivy_error_t *er
   printf("%-20s %-11s %-8s %-8s %-18s %-10s %-15s %s\n", "NAME", "STATE", "PID", "RESTARTS", "LAST EXIT", "HEALTH",
          "ADDRESS", "LIMITS");
   json_array_foreach(arr, i, in) {
-    char lim[256], pid[16];
+    char lim[512], pid[16];
     limits_str(json_object_get(in, "limits"), lim, sizeof lim);
+    const char *auto_txt = json_string_value(json_object_get(in, "autoscale_text"));
+    if (auto_txt) snprintf(lim + strlen(lim), sizeof lim - strlen(lim), " (autoscale %s)", auto_txt);
     int p = (int)json_integer_value(json_object_get(in, "pid"));
     snprintf(pid, sizeof pid, p > 0 ? "%d" : "-", p);
     printf("%-20s %-11s %-8s %-8lld %-18s %-10s %-15s %s\n", json_string_value(json_object_get(in, "name")),

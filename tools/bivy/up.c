@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/autoscale.h"
 #include "runtime/cleanup.h"
 #include "runtime/seccomp.h"
 #include "runtime/supervise.h"
@@ -16,7 +17,7 @@
 
 enum {
   O_BUNDLE = 256, O_ROOTFS, O_ENV, O_RESTART, O_HCMD, O_HTCP, O_HHTTP, O_HINT, O_HTO, O_HRET, O_HSTART, O_MEM, O_CPUS,
-  O_PIDS, O_CPUSET, O_NET, O_PUBLISH, O_SECCOMP, O_BACKOFF, O_FORMAT, O_WARM
+  O_PIDS, O_CPUSET, O_NET, O_PUBLISH, O_SECCOMP, O_BACKOFF, O_FORMAT, O_WARM, O_AUTOSCALE
 };
 
 static json_t *sub(json_t *o, const char *key) {
@@ -56,6 +57,7 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
       {"net", required_argument, NULL, O_NET},             {"publish", required_argument, NULL, O_PUBLISH},
       {"seccomp", required_argument, NULL, O_SECCOMP},     {"max-backoff", required_argument, NULL, O_BACKOFF},
       {"format", required_argument, NULL, O_FORMAT},       {"warm", no_argument, NULL, O_WARM},
+      {"autoscale", required_argument, NULL, O_AUTOSCALE},
       {0, 0, 0, 0}};
   int c, r;
   int64_t n;
@@ -125,6 +127,12 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
         break;
       }
       case O_NET: json_object_set_new(spec, "net", json_string(optarg)); break;
+      case O_AUTOSCALE: {
+        json_t *as = NULL;
+        if ((r = bivy_as_parse(optarg, &as, err)) < 0) return bivy_error_wrap(err, "up: --autoscale");
+        json_object_set_new(spec, "autoscale", as);
+        break;
+      }
       case O_WARM: json_object_set_new(spec, "warm", json_true()); break;
       case 'p':
       case O_PUBLISH:
@@ -230,6 +238,10 @@ BIVY_VERB(verb_up) = {
         "      --cpus N               CPU bandwidth, e.g. 0.5\n"
         "      --pids-limit N         maximum number of tasks\n"
         "      --cpuset-cpus LIST     CPUs it may use, e.g. 0-1\n"
+        "      --autoscale POLICY     let bivyd grow and shrink limits from measured pressure,\n"
+        "                             within bounds: memory=MIN:MAX,cpus=MIN:MAX[,quiet=30s]\n"
+        "                             (e.g. memory=64M:512M,cpus=0.2:2; starts at MIN; see\n"
+        "                             `bivy autoscale --help`)\n"
         "      --net MODE             none, host, bridge[:NAME] (see bivy net)\n"
         "  -p, --publish H:C[/PROTO]  publish container port C on host port H (bridge)\n"
         "      --seccomp PROFILE      default, unconfined, another built-in name, or a JSON file\n"

@@ -5,7 +5,8 @@
  *   instance.c   the instance table, durable state (STATE/instances/NAME.json), events
  *   supervise.c  start / stop / exit detection / restart policy / re-adoption
  *   health.c     health probes (exec, tcp, http) and OOM watching
- *   logs.c       log files: capture, size-capped rotation, tail, follow */
+ *   logs.c       log files: capture, size-capped rotation, tail, follow
+ *   autoscale.c  automatic vertical scaling: pressure signals, grow/shrink, host budget */
 #ifndef BIVYD_H
 #define BIVYD_H
 
@@ -16,13 +17,14 @@
 
 #include "runtime/error.h"
 #include "cgroups/cgroups.h"
+#include "runtime/autoscale.h"
 #include "runtime/supervise.h"
 
 struct bivyd_inst;
 struct bivyd_client;
 
 /* what an epoll event points at */
-enum watch_kind { W_LISTEN, W_CLIENT, W_SIGNAL, W_TIMER, W_PIDFD, W_OOM, W_PROBE };
+enum watch_kind { W_LISTEN, W_CLIENT, W_SIGNAL, W_TIMER, W_PIDFD, W_OOM, W_PROBE, W_AS_MEM, W_AS_PSI_MEM, W_AS_PSI_CPU };
 struct watch {
   enum watch_kind kind;
   void *ptr;
@@ -93,6 +95,19 @@ struct bivyd_inst {
   char *probe_output;       /* last failure reason */
   char ip[64];              /* address from the runtime state (bridge) */
 
+  /* autoscale (autoscale.c); armed while running with spec.autoscale */
+  bool as_on;
+  struct bivy_as_policy as;
+  struct bivy_cgroup *as_cg; /* open while armed */
+  int as_mem_fd, as_psi_mem_fd, as_psi_cpu_fd; /* -1 = none */
+  struct watch w_as_mem, w_as_psi_mem, w_as_psi_cpu;
+  uint64_t due_autoscale;   /* next evaluation (shrink window, fallbacks) */
+  uint64_t as_calm_since_ns;  /* last grow, shrink or pressure signal */
+  uint64_t as_win_ns, as_win_cpu_usec; /* start of the CPU averaging window */
+  uint64_t as_periods, as_throttled;   /* last cpu.stat sample (no-PSI fallback) */
+  uint64_t as_refused_mem;  /* last refused memory target (one event per target) */
+  double as_refused_cpu;
+
   int log_fd;               /* O_APPEND log file, open only while starting the init */
   uint64_t waiters[8];      /* clients waiting for down/restart to finish */
   int n_waiters;
@@ -117,6 +132,9 @@ struct bivyd {
   uint64_t event_seq;
   uint64_t restarts_total, oom_total, health_fail_total, starts_total;
   uint64_t last_restart_latency_ns;
+  uint64_t budget_mem;      /* --budget-memory bytes, 0 = none */
+  double budget_cpus;       /* --budget-cpus, 0 = none */
+  uint64_t autoscale_total, autoscale_refused_total;
 };
 
 #define EVENTS_KEEP 512
@@ -202,6 +220,20 @@ void oom_event(struct bivyd_inst *in);
 void oom_unwatch(struct bivyd_inst *in);
 uint64_t oom_count(struct bivyd_inst *in);
 struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in);
+
+/* autoscale.c */
+void as_arm(struct bivyd_inst *in);
+void as_disarm(struct bivyd_inst *in);
+/* Policy removed from a running instance: as_disarm, and lift v2's memory.high line. */
+void as_off(struct bivyd_inst *in);
+void as_event(struct bivyd_inst *in, enum watch_kind kind);
+void as_tick(struct bivyd_inst *in, uint64_t now_ns);
+/* Whether limits (a spec's "limits") fit the host budget next to every other instance:
+ * 0, or -ENOSPC with a message naming the budget. */
+int as_budget_check(struct bivyd_inst *self, json_t *limits, bivy_error_t *err);
+/* Apply a limits update (the `resize` path: all-or-nothing, safe shrink) live when running,
+ * and keep it as the desired limits. *live tells whether a cgroup was changed. */
+int inst_resize(struct bivyd_inst *in, json_t *upd, bool *live, bivy_error_t *err);
 
 /* logs.c */
 int logs_open(struct bivyd_inst *in, bivy_error_t *err);

@@ -38,6 +38,7 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
   in->spec = json_incref(spec);
   bivy_sv_restart_parse(json_string_value(json_object_get(spec, "restart")), &in->rp);
   in->pidfd = in->oom_fd = in->probe_fd = in->log_fd = in->spare_pidfd = -1;
+  in->as_mem_fd = in->as_psi_mem_fd = in->as_psi_cpu_fd = -1;
   snprintf(in->cid, sizeof in->cid, "%s", name);
   in->warm = json_is_true(json_object_get(spec, "warm"));
   in->last_code = -1;
@@ -45,6 +46,9 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
   in->w_pid = (struct watch){W_PIDFD, in};
   in->w_oom = (struct watch){W_OOM, in};
   in->w_probe = (struct watch){W_PROBE, in};
+  in->w_as_mem = (struct watch){W_AS_MEM, in};
+  in->w_as_psi_mem = (struct watch){W_AS_PSI_MEM, in};
+  in->w_as_psi_cpu = (struct watch){W_AS_PSI_CPU, in};
   in->next = D.insts;
   D.insts = in;
   D.n_insts++;
@@ -53,6 +57,7 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
 
 void inst_free(struct bivyd_inst *in) {
   health_stop(in);
+  as_disarm(in);
   if (in->spare_pidfd >= 0) close(in->spare_pidfd);
   oom_unwatch(in);
   if (in->pidfd >= 0) {
@@ -242,6 +247,15 @@ json_t *inst_summary(struct bivyd_inst *in) {
                         bivy_sv_restart_str(&in->rp, rbuf, sizeof rbuf), "oom_kills", (json_int_t)in->oom_kills,
                         "backoff_ms", (json_int_t)in->last_delay_ms);
   if (j && in->last_code >= 0) json_object_set_new(j, "last_code", json_integer(in->last_code));
+  json_t *as = json_object_get(in->spec, "autoscale");
+  struct bivy_as_policy p;
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (j && as && bivy_as_check(as, "autoscale", &p, &err) == 0) {
+    char buf[160];
+    bivy_as_format(&p, buf, sizeof buf);
+    json_object_set(j, "autoscale", as);
+    json_object_set_new(j, "autoscale_text", json_string(buf));
+  }
   return j;
 }
 
@@ -263,4 +277,42 @@ void bivyd_event(struct bivyd_inst *in, const char *type, json_t *extra) {
   for (struct bivyd_client *c = D.clients; c; c = c->next)
     if (c->follow_events && !c->dead) bivyd_client_send(c, json_pack("{s:O}", "event", ev));
   json_decref(ev);
+}
+
+int inst_resize(struct bivyd_inst *in, json_t *upd, bool *live, bivy_error_t *err) {
+  *live = false;
+  /* the new desired spec, checked as a whole (autoscale bounds, host budget) */
+  _cleanup_json_ json_t *spec = json_deep_copy(in->spec);
+  json_t *limits = json_object_get(spec, "limits");
+  if (!json_is_object(limits)) {
+    limits = json_object();
+    json_object_set_new(spec, "limits", limits);
+  }
+  bivy_sv_limits_merge(limits, upd);
+  _cleanup_json_ json_t *res = NULL;
+  int r;
+  if ((r = bivy_sv_spec_check(spec, err)) < 0 || (r = bivy_sv_limits_to_resources(upd, &res, err)) < 0) return r;
+  if (in->state != S_STOPPED && in->state != S_EXITED && (r = as_budget_check(in, limits, err)) < 0) return r;
+  _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
+  if (cg) {
+    /* the same all-or-nothing path as `bivy update` */
+    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
+    if ((r = bivy_cgroup_update(cg, res, &o, err)) < 0) return r;
+    *live = true;
+    _cleanup_error_ bivy_error_t e2 = NULL;
+    _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
+    _cleanup_json_ json_t *st = NULL;
+    if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
+      bivy_cgroup_record_resources(st, res);
+      bivy_state_save(D.root, in->cid, st, &e2);
+    }
+  }
+  json_decref(in->spec);
+  in->spec = json_incref(spec);
+  inst_save(in);
+  if (in->spare_pidfd >= 0) { /* the spare was made with the old limits */
+    sv_drop_spare(in);
+    sv_prepare_spare(in);
+  }
+  return 0;
 }

@@ -49,6 +49,10 @@ static const char usage[] =
     "                        /bivy/bivyd/NAME; an absolute path is taken from the root)\n"
     "  --max-backoff D       longest restart back-off (default 30s; e.g. 500ms, 2m)\n"
     "  --log-max-size SIZE   rotate an instance's log at SIZE (default 1M; one old file kept)\n"
+    "  --budget-memory SIZE  host budget: the memory limits of all instances together stay\n"
+    "                        within SIZE (`up`, `resize` and autoscale grows that do not fit\n"
+    "                        are refused; every instance then needs a memory limit)\n"
+    "  --budget-cpus N       the same for CPU limits\n"
     "  --debug               log every request and timing to stderr\n"
     "  --version             print the version\n"
     "  -h, --help            this help\n";
@@ -199,6 +203,13 @@ static void loop(void) {
           if (!in->removed) health_probe_event(in, evs[i].events);
           break;
         }
+        case W_AS_MEM:
+        case W_AS_PSI_MEM:
+        case W_AS_PSI_CPU: {
+          struct bivyd_inst *in = w->ptr;
+          if (!in->removed) as_event(in, w->kind);
+          break;
+        }
       }
     }
     sv_timers(bivy_now_ns());
@@ -212,7 +223,7 @@ int main(int argc, char **argv) {
                      .cgroup_parent = "bivyd", .max_backoff_ms = BIVY_SV_DEFAULT_MAX_BACKOFF_MS,
                      .log_max = 1024 * 1024, .epfd = -1, .listen_fd = -1, .sig_fd = -1, .timer_fd = -1,
                      .lock_fd = -1, .devnull = -1, .self_pidns = -1};
-  enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION };
+  enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION, O_BMEM, O_BCPU };
   static const struct option opts[] = {{"root", required_argument, NULL, O_ROOT},
                                        {"state-dir", required_argument, NULL, O_STATE},
                                        {"socket", required_argument, NULL, O_SOCKET},
@@ -220,6 +231,8 @@ int main(int argc, char **argv) {
                                        {"max-backoff", required_argument, NULL, O_BACKOFF},
                                        {"log-max-size", required_argument, NULL, O_LOGMAX},
                                        {"debug", no_argument, NULL, O_DEBUG},
+                                       {"budget-memory", required_argument, NULL, O_BMEM},
+                                       {"budget-cpus", required_argument, NULL, O_BCPU},
                                        {"version", no_argument, NULL, O_VERSION},
                                        {"help", no_argument, NULL, 'h'},
                                        {0, 0, 0, 0}};
@@ -251,6 +264,23 @@ int main(int argc, char **argv) {
         D.log_max = (uint64_t)v;
         break;
       case O_DEBUG: D.debug = true; break;
+      case O_BMEM:
+        if (bivy_parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024) {
+          fprintf(stderr, "bivyd: --budget-memory: invalid size \"%s\" (at least 4M)\n", optarg);
+          return 2;
+        }
+        D.budget_mem = (uint64_t)v;
+        break;
+      case O_BCPU: {
+        char *end;
+        errno = 0;
+        D.budget_cpus = strtod(optarg, &end);
+        if (errno || *end || !(D.budget_cpus >= 0.01 && D.budget_cpus <= 4096)) {
+          fprintf(stderr, "bivyd: --budget-cpus: invalid number of CPUs \"%s\" (0.01-4096)\n", optarg);
+          return 2;
+        }
+        break;
+      }
       case O_VERSION: printf("bivyd version %s\n", BIVY_VERSION); return 0;
       case 'h': fputs(usage, stdout); return 0;
       default: fprintf(stderr, "bivyd: see 'bivyd --help'\n"); return 2;

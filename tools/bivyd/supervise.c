@@ -168,6 +168,7 @@ int sv_start(struct bivyd_inst *in, bivy_error_t *err) {
   read_ip(in);
   oom_watch(in);
   health_arm(in, true);
+  as_arm(in);
   inst_save(in);
   json_t *ex = json_pack("{s:i, s:f, s:b}", "pid", (int)pid, "start_ms", (double)(t1 - t0) / 1e6, "warm", warm);
   if (in->exit_seen_ns) {
@@ -252,6 +253,7 @@ void sv_exited(struct bivyd_inst *in) {
   in->pidfd = -1;
   in->exit_seen_ns = now;
   health_stop(in);
+  as_disarm(in);
   uint64_t oc = oom_count(in);
   bool oom = oc > in->oom_base;
   if (oom) {
@@ -365,6 +367,7 @@ void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
   read_ip(in);
   oom_watch(in);
   health_arm(in, true);
+  as_arm(in);
   inst_save(in);
   bivyd_event(in, "adopted", json_pack("{s:i}", "pid", (int)pid));
 }
@@ -372,6 +375,7 @@ void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
 void sv_detach(struct bivyd_inst *in) {
   sv_drop_spare(in);
   health_stop(in);
+  as_disarm(in);
   oom_unwatch(in);
   if (in->pidfd >= 0) {
     bivyd_watch_del(in->pidfd);
@@ -399,6 +403,7 @@ void sv_timers(uint64_t now) {
       in->due_health = 0;
       if (in->state == S_RUNNING) health_start_probe(in);
     }
+    if (in->due_autoscale && in->due_autoscale <= now) as_tick(in, now);
   }
   if (now >= next_housekeeping) {
     next_housekeeping = now + HOUSEKEEPING_NS;
@@ -410,8 +415,8 @@ void sv_timers(uint64_t now) {
 uint64_t sv_next_due(void) {
   uint64_t due = next_housekeeping ? next_housekeeping : bivy_now_ns() + HOUSEKEEPING_NS;
   for (struct bivyd_inst *in = D.insts; in; in = in->next) {
-    uint64_t d[] = {in->due_restart, in->due_kill, in->due_health, in->due_probe_timeout};
-    for (size_t i = 0; i < 4; i++)
+    uint64_t d[] = {in->due_restart, in->due_kill, in->due_health, in->due_probe_timeout, in->due_autoscale};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
       if (d[i] && d[i] < due) due = d[i];
   }
   return due;

@@ -66,6 +66,10 @@ static void do_up(struct bivyd_client *c, json_t *req) {
       bivyd_client_send_error(c, "up %s: the instance is %s (bivy down it first)", name, inst_state_name(in));
       return;
     }
+    if (as_budget_check(in, json_object_get(copy, "limits"), &err) < 0) {
+      bivyd_client_send_error(c, "up %s: %s", name, err->msg);
+      return;
+    }
     if (in) { /* a new spec for a stopped instance: same name, same address lease */
       sv_drop_spare(in);
       json_decref(in->spec);
@@ -95,6 +99,10 @@ static void do_up(struct bivyd_client *c, json_t *req) {
   }
   if (in->state == S_RUNNING || in->state == S_STOPPING || in->state == S_STARTING) {
     bivyd_client_send_error(c, "up %s: the instance is already %s", name, inst_state_name(in));
+    return;
+  }
+  if (as_budget_check(in, json_object_get(in->spec, "limits"), &err) < 0) {
+    bivyd_client_send_error(c, "up %s: %s", name, err->msg);
     return;
   }
   in->user_stopped = false;
@@ -256,51 +264,57 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
     bivyd_client_send_error(c, "resize %s: \"limits\" must be a non-empty object", in->name);
     return;
   }
-  /* the new desired spec, checked as a whole */
-  _cleanup_json_ json_t *spec = json_deep_copy(in->spec);
-  json_t *limits = json_object_get(spec, "limits");
-  if (!json_is_object(limits)) {
-    limits = json_object();
-    json_object_set_new(spec, "limits", limits);
-  }
-  bivy_sv_limits_merge(limits, upd);
-  _cleanup_json_ json_t *res = NULL;
-  if (bivy_sv_spec_check(spec, &err) < 0 || bivy_sv_limits_to_resources(upd, &res, &err) < 0) {
+  bool live = false;
+  if (inst_resize(in, upd, &live, &err) < 0) {
     bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
     return;
   }
-  _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
-  bool live = cg != NULL;
-  if (live) {
-    /* the same all-or-nothing path as `bivy update` */
-    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
-    if (bivy_cgroup_update(cg, res, &o, &err) < 0) {
-      bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
-      return;
-    }
-    _cleanup_error_ bivy_error_t e2 = NULL;
-    _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
-    _cleanup_json_ json_t *st = NULL;
-    if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
-      bivy_cgroup_record_resources(st, res);
-      bivy_state_save(D.root, in->cid, st, &e2);
-    }
-  }
-  json_decref(in->spec);
-  in->spec = json_incref(spec);
-  inst_save(in);
-  if (in->spare_pidfd >= 0) { /* the spare was made with the old limits */
-    sv_drop_spare(in);
-    sv_prepare_spare(in);
-  }
-  bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(spec, "limits"), "live", live));
+  bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(in->spec, "limits"), "live", live));
   json_t *out = json_pack("{s:o, s:b}", "instance", inst_summary(in), "live", live);
-  if (live) {
-    json_t *lim = NULL;
-    _cleanup_error_ bivy_error_t e3 = NULL;
-    if (bivy_cgroup_limits(cg, &lim, &e3) == 0) json_object_set_new(out, "limits_now", lim);
-  }
+  _cleanup_cgroup_ struct bivy_cgroup *cg = live ? inst_cgroup(in) : NULL;
+  json_t *lim = NULL;
+  _cleanup_error_ bivy_error_t e3 = NULL;
+  if (cg && bivy_cgroup_limits(cg, &lim, &e3) == 0) json_object_set_new(out, "limits_now", lim);
   ok(c, out);
+}
+
+static void do_autoscale(struct bivyd_client *c, json_t *req) {
+  struct bivyd_inst *in = need_inst(c, req, "autoscale");
+  if (in == NULL) return;
+  json_t *pol = json_object_get(req, "autoscale");
+  _cleanup_error_ bivy_error_t err = NULL;
+  struct bivy_as_policy p = {0};
+  if (pol == NULL || (!json_is_null(pol) && bivy_as_check(pol, "autoscale", &p, &err) < 0)) {
+    bivyd_client_send_error(c, "autoscale %s: %s", in->name, err ? err->msg : "\"autoscale\" must be a policy or null");
+    return;
+  }
+  /* a current limit outside the new bounds moves to the nearest bound, live */
+  _cleanup_json_ json_t *upd = json_object();
+  json_t *lim = json_object_get(in->spec, "limits");
+  json_t *m = json_object_get(lim, "memory"), *cp = json_object_get(lim, "cpus");
+  if (p.mem) {
+    json_int_t v = json_is_integer(m) && json_integer_value(m) > 0 ? json_integer_value(m) : (json_int_t)p.mem_min;
+    if (v < (json_int_t)p.mem_min) v = (json_int_t)p.mem_min;
+    if (v > (json_int_t)p.mem_max) v = (json_int_t)p.mem_max;
+    if (!json_is_integer(m) || v != json_integer_value(m)) json_object_set_new(upd, "memory", json_integer(v));
+  }
+  if (p.cpu) {
+    double v = json_is_number(cp) ? json_number_value(cp) : p.cpu_min;
+    v = v < p.cpu_min ? p.cpu_min : v > p.cpu_max ? p.cpu_max : v;
+    if (!json_is_number(cp) || v != json_number_value(cp)) json_object_set_new(upd, "cpus", json_real(v));
+  }
+  bool live = false;
+  if (json_object_size(upd) && inst_resize(in, upd, &live, &err) < 0) {
+    bivyd_client_send_error(c, "autoscale %s: %s", in->name, err->msg);
+    return;
+  }
+  if (json_is_null(pol)) json_object_del(in->spec, "autoscale");
+  else json_object_set(in->spec, "autoscale", pol);
+  inst_save(in);
+  if (json_is_null(pol)) as_off(in);
+  else as_arm(in);
+  bivyd_event(in, "autoscale-policy", json_pack("{s:O}", "autoscale", pol));
+  ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
 }
 
 static void do_metrics(struct bivyd_client *c) {
@@ -336,6 +350,10 @@ static void do_metrics(struct bivyd_client *c) {
   fprintf(f, "# TYPE bivyd_oom_kills_total counter\nbivyd_oom_kills_total %llu\n", (unsigned long long)D.oom_total);
   fprintf(f, "# TYPE bivyd_health_failures_total counter\nbivyd_health_failures_total %llu\n",
           (unsigned long long)D.health_fail_total);
+  fprintf(f, "# TYPE bivyd_autoscale_actions_total counter\nbivyd_autoscale_actions_total %llu\n",
+          (unsigned long long)D.autoscale_total);
+  fprintf(f, "# TYPE bivyd_autoscale_refused_total counter\nbivyd_autoscale_refused_total %llu\n",
+          (unsigned long long)D.autoscale_refused_total);
   fprintf(f, "# HELP bivyd_last_restart_latency_seconds From an exit seen to the new init running (last restart).\n"
              "# TYPE bivyd_last_restart_latency_seconds gauge\nbivyd_last_restart_latency_seconds %.6f\n",
           (double)D.last_restart_latency_ns / 1e9);
@@ -377,6 +395,7 @@ void bivyd_handle(struct bivyd_client *c, json_t *req) {
   else if (strcmp(verb, "inspect") == 0) do_inspect(c, req);
   else if (strcmp(verb, "logs") == 0) do_logs(c, req);
   else if (strcmp(verb, "resize") == 0) do_resize(c, req);
+  else if (strcmp(verb, "autoscale") == 0) do_autoscale(c, req);
   else if (strcmp(verb, "metrics") == 0) do_metrics(c);
   else if (strcmp(verb, "events") == 0) do_events(c, req);
   else if (strcmp(verb, "ping") == 0)
