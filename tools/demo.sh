@@ -113,4 +113,25 @@ show "$BIVY" ls
 show "$BIVY" logs web
 show "$BIVY" down web
 
+step "5. bivyd autoscaling: a service whose memory need grows from 40 MB to 300 MB"
+# it fills a tmpfs inside the container (charged to its memory cgroup, not reclaimable)
+grow='dd if=/dev/zero of=/big/base bs=1M count=40 2>/dev/null; i=0; while [ $i -lt 13 ]; do i=$((i+1)); dd if=/dev/zero of=/big/f$i bs=1M count=20 2>/dev/null || exit 3; sleep 0.3; done; echo "done: 300 MB in use"'
+for n in static auto; do
+  bundle "$n" sh -c "$grow"
+  jq '.mounts += [{"destination": "/big", "type": "tmpfs", "source": "tmpfs", "options": ["size=400m"]}]' \
+    "$D/$n/config.json" >"$D/$n/c.json" && mv "$D/$n/c.json" "$D/$n/config.json"
+done
+wait_exited() { for i in $(seq 300); do [ "$("$BIVY" ls --format json | jq -r ".[] | select(.name==\"$1\") | .state")" = exited ] && return; sleep 0.1; done; }
+echo "# with a static 100 MB limit:"
+show "$BIVY" up static --bundle "$D/static" --memory 100M
+wait_exited static
+show "$BIVY" ls
+echo "# under --autoscale memory=64M:512M, bivyd grows the limit before the kernel would OOM-kill it:"
+show "$BIVY" up auto --bundle "$D/auto" --autoscale memory=64M:512M
+wait_exited auto
+show "$BIVY" ls
+show "$BIVY" logs auto
+echo "\$ $BIVY monitor auto --format json | jq 'select(.type == \"autoscale\")'   # each grow step"
+"$BIVY" monitor auto --format json | jq -c 'select(.type == "autoscale") | {reason, before, after, reaction_ms}'
+
 step "done: everything the demo made is being removed"

@@ -105,3 +105,19 @@ test_bench_bivyd_rows_and_clean_up() {
     "$T/r.json" >/dev/null || fail "restart row: $(jq -c '.scenarios[0].variants[0]' "$T/r.json")"
   jq -e '[.targets[] | select(.target | startswith("bivyd"))] | length == 2' "$T/r.json" >/dev/null || fail "bivyd targets"
 }
+
+test_bench_autoscale_rows_and_clean_up() {
+  local pid rc=0
+  BENCH_AS_MEM_RUNS=1 BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only autoscale --rounds 1 --warmup 0 \
+    --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
+  pid=$!
+  wait $pid || rc=$?
+  [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
+  assert_bench_clean $pid
+  assert_eq "$(jq -r '[.scenarios[0].variants[].name] | join(",")' "$T/r.json")" \
+    "memory: usage crossed 80% -> limit grown,cpu: PSI trigger -> quota grown"
+  # the grower crosses the line at 64M, 96M, 144M, 216M and 324M: five grow events
+  jq -e '.scenarios[0].variants[0] | .ok and .total.n == 5' "$T/r.json" >/dev/null ||
+    fail "memory row: $(jq -c '.scenarios[0].variants[0]' "$T/r.json")"
+  jq -e '[.targets[] | select(.target | startswith("autoscale"))] | length == 2' "$T/r.json" >/dev/null || fail "autoscale targets"
+}

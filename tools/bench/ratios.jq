@@ -34,8 +34,8 @@ def target($scens; $where; $sid; $against; $limit; $ttl):
     end;
 
 # an absolute target on a bivyd row
-def abs($scens; $name; $limit; $ttl; $unit):
-  ($scens | find("bivyd"; $name)) as $r
+def abs_in($scens; $sid; $name; $limit; $ttl; $unit):
+  ($scens | find($sid; $name)) as $r
   | {target: $ttl, where: "host", limit: $limit}
   + if $r == null then {value: null, result: "n/a", note: "not run"}
     elif ($r.ok | not) then {value: null, result: "n/a", note: $r.error}
@@ -43,6 +43,8 @@ def abs($scens; $name; $limit; $ttl; $unit):
           note: (("median " + ($r.total.median * 100 | round / 100 | tostring) + " " + $unit)
                 + (if $unit == "ms" then ", p90 " + ($r.total.p90 * 100 | round / 100 | tostring) + " ms" else "" end))}
     end;
+
+def abs($scens; $name; $limit; $ttl; $unit): abs_in($scens; "bivyd"; $name; $limit; $ttl; $unit);
 
 (.scenarios | lcfloor) as $f | .scenarios |= annotate($f)
 | (if (.vm | type) == "object" and .vm.scenarios then (.vm.scenarios | lcfloor) as $g | .vm.scenarios |= annotate($g) else . end)
@@ -57,5 +59,7 @@ def abs($scens; $name; $limit; $ttl; $unit):
     target(.scenarios; "host"; "exec"; "crun"; 0.5; "exec <= 0.5x crun"),
     target($vm; "vm (cgroup v2)"; "exec"; "crun"; 0.5; "exec <= 0.5x crun"),
     abs(.scenarios; "bivyd restart latency"; 5; "bivyd restart latency median <= 5 ms"; "ms"),
-    abs(.scenarios; "bivyd memory per instance (KiB)"; 64; "bivyd memory <= 64 KiB per instance"; "KiB")
+    abs(.scenarios; "bivyd memory per instance (KiB)"; 64; "bivyd memory <= 64 KiB per instance"; "KiB"),
+    abs_in(.scenarios; "autoscale"; "cpu: PSI trigger -> quota grown"; 200; "autoscale: PSI trigger -> resize applied < 200 ms"; "ms"),
+    abs_in(.scenarios; "autoscale"; "memory: usage crossed 80% -> limit grown"; 200; "autoscale: memory signal -> resize applied < 200 ms"; "ms")
   ]
