@@ -234,7 +234,9 @@ test_bad_requests() {
   # a client that disconnects mid-request
   printf '{"verb":"ls"' | raw >/dev/null || true
   # a client that connects and never writes does not block others
-  sleep 1000 | nc -U "$T/sock" >/dev/null &
+  # (nc reads a FIFO nobody writes: no writer process to leak, as a `sleep | nc` pipeline did)
+  mkfifo "$T/idle.fifo"
+  nc -U "$T/sock" <>"$T/idle.fifo" >/dev/null &
   idle=$!
   # several requests on one connection, answered in order
   two=$(printf '{"verb":"ls"}\n{"verb":"nope"}\n' | raw)

@@ -41,14 +41,20 @@ test_harness_counts_rounds_and_reports_failures() {
   expect_fail "expected one PLAN" "$T/benchtime" -r 0 "$T/plan"
 }
 
-test_bench_run_one_round_and_clean_up() {
-  local pid rc=0
-  BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only lifecycle,update,net \
-    --rounds 1 --warmup 0 --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
+# bench_ok [ENV=V...] -- ARGS...: one bench run to $T/r.json that must succeed and leave nothing behind
+bench_ok() {
+  local pid rc=0 envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" BUILD="$BUILD" "$REPO/tools/bench/run" "$@" --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
   pid=$!
   wait $pid || rc=$?
   [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
   assert_bench_clean $pid
+}
+
+test_bench_run_one_round_and_clean_up() {
+  bench_ok -- --no-vm --no-breakdown --only lifecycle,update,net --rounds 1 --warmup 0
   # every runtime and floor has a row: measured, or n/a with the reason
   jq -e '[.scenarios[] | select(.id == "lifecycle") | .variants[] | .name] | sort ==
          ["bivy", "crun", "floor: fork+exec", "floor: unshare", "runc"]' "$T/r.json" >/dev/null ||
@@ -91,13 +97,7 @@ test_bench_sigterm_leaves_nothing() {
 }
 
 test_bench_bivyd_rows_and_clean_up() {
-  local pid rc=0
-  BENCH_BIVYD_N=2 BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --only bivyd --rounds 2 --warmup 0 \
-    --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
-  pid=$!
-  wait $pid || rc=$?
-  [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
-  assert_bench_clean $pid
+  bench_ok BENCH_BIVYD_N=2 -- --no-vm --only bivyd --rounds 2 --warmup 0
   assert_eq "$(jq -r '[.scenarios[0].variants[].name] | join(",")' "$T/r.json")" \
     "bivyd restart latency,bivyd memory per instance (KiB),conmon memory per container (KiB)"
   # measured (restart: one sample per round), or n/a with the reason
@@ -107,13 +107,7 @@ test_bench_bivyd_rows_and_clean_up() {
 }
 
 test_bench_autoscale_rows_and_clean_up() {
-  local pid rc=0
-  BENCH_AS_MEM_RUNS=1 BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only autoscale --rounds 1 --warmup 0 \
-    --out "$T/r.json" >"$T/report.md" 2>"$T/log" &
-  pid=$!
-  wait $pid || rc=$?
-  [ $rc = 0 ] || fail "bench exited $rc: $(tail -5 "$T/log")"
-  assert_bench_clean $pid
+  bench_ok BENCH_AS_MEM_RUNS=1 -- --no-vm --no-breakdown --only autoscale --rounds 1 --warmup 0
   assert_eq "$(jq -r '[.scenarios[0].variants[].name] | join(",")' "$T/r.json")" \
     "memory: usage crossed 80% -> limit grown,cpu: PSI trigger -> quota grown"
   # the grower crosses the line at 64M, 96M, 144M, 216M and 324M: five grow events
