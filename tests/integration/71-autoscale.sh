@@ -130,3 +130,16 @@ test_bad_policies_are_refused() {
   expect_fail "--budget-memory: invalid size" "$BIVYD" --budget-memory lots --state-dir "$T/s2" --socket "$T/s2.sock"
   [ -z "$(field x .name)" ] || fail "a refused up left an instance"
 }
+
+test_cpu_budget() {
+  start_bivyd --budget-cpus 1
+  bv up k1 --rootfs "$ROOTFS" --cpus 0.8 -- sleep 1000 >/dev/null
+  expect_fail "cpus 0.5 does not fit the host budget (--budget-cpus 1, 0.8 held by other instances)" \
+    bv up k2 --rootfs "$ROOTFS" --cpus 0.5 -- sleep 1000
+  expect_fail "does not fit the host budget" bv resize k1 --cpus 1.5
+  assert_eq "$(field k1 .limits.cpus)" "0.8" "a refused resize changes nothing"
+  # a stopped instance holds nothing: its budget is free for another
+  bv down k1 --timeout 200ms >/dev/null
+  bv up k2 --rootfs "$ROOTFS" --cpus 0.5 -- sleep 1000 >/dev/null
+  expect_fail "does not fit the host budget" bv up k1
+}
