@@ -19,6 +19,8 @@ LDFLAGS ?=
 LDLIBS := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lpthread -lm
 # bivyd only: sd_notify readiness
 BIVYD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
+# bivyd --cluster: the etcd client (tools/bivyd/etcd.c)
+BIVYD_LIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -U_FORTIFY_SOURCE
   LDFLAGS += -fsanitize=address,undefined

@@ -12,6 +12,7 @@ PKGS=(
   libcap-dev libsystemd-dev libcurl4-openssl-dev
   # tests
   libcriterion-dev busybox-static jq iproute2 nftables netcat-openbsd util-linux procps
+  etcd-server curl
   # the pure cgroup v2 VM tier
   qemu-system-x86 cpio kmod xz-utils
   # real clients and peers

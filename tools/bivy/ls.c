@@ -58,6 +58,9 @@ static int run_ls(struct bivy_global *g, int argc, char **argv, bivy_error_t *er
     json_array_foreach(arr, i, in) printf("%s\n", json_string_value(json_object_get(in, "name")));
     return 0;
   }
+  /* cluster mode (bivyd --cluster): a NODE column */
+  bool cluster = json_object_get(resp, "nodes") != NULL;
+  if (cluster) printf("%-12s ", "NODE");
   printf("%-20s %-11s %-8s %-8s %-18s %-10s %-15s %s\n", "NAME", "STATE", "PID", "RESTARTS", "LAST EXIT", "HEALTH",
          "ADDRESS", "LIMITS");
   json_array_foreach(arr, i, in) {
@@ -67,6 +70,7 @@ static int run_ls(struct bivy_global *g, int argc, char **argv, bivy_error_t *er
     if (auto_txt) snprintf(lim + strlen(lim), sizeof lim - strlen(lim), " (autoscale %s)", auto_txt);
     int p = (int)json_integer_value(json_object_get(in, "pid"));
     snprintf(pid, sizeof pid, p > 0 ? "%d" : "-", p);
+    if (cluster) printf("%-12s ", dash(json_string_value(json_object_get(in, "node"))));
     printf("%-20s %-11s %-8s %-8lld %-18s %-10s %-15s %s\n", json_string_value(json_object_get(in, "name")),
            json_string_value(json_object_get(in, "state")), pid, (long long)json_integer_value(json_object_get(in, "restarts")),
            dash(json_string_value(json_object_get(in, "last_exit"))), dash(json_string_value(json_object_get(in, "health"))),
@@ -83,6 +87,8 @@ BIVY_VERB(verb_ls) = {
              "List bivyd's instances: name, state (starting, running, backoff, crash-loop, stopping,\n"
              "stopped, exited), pid, restarts, last exit reason (exited(N), killed(SIG),\n"
              "oom-killed, unhealthy, start-failed, died-unsupervised), health, address, limits.\n"
+             "With bivyd --cluster: every instance of the cluster, a NODE column, and the state\n"
+             "\"pending\" for an instance that fits on no node.\n"
              "\n"
              "Options:\n"
              "      --format FMT  table (default) or json: an array of instance summaries\n"

@@ -46,6 +46,8 @@ static int run_resize(struct bivy_global *g, int argc, char **argv, bivy_error_t
     const char *k;
     json_t *v;
     json_object_foreach(now, k, v) printf("%-32s %s\n", k, json_string_value(v) ? json_string_value(v) : "");
+  } else if (json_string_length(json_object_get(resp, "node")) > 0) { /* bivyd --cluster: another node owns it */
+    printf("%s: recorded; node %s applies the new limits\n", argv[optind], json_string_value(json_object_get(resp, "node")));
   } else {
     printf("%s: not running; the new limits apply at its next start\n", argv[optind]);
   }

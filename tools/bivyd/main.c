@@ -21,6 +21,7 @@
 #include "runtime/cleanup.h"
 #include "runtime/util.h"
 #include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/cluster.h"
 
 #ifndef BIVY_VERSION
 #define BIVY_VERSION "0.1.0"
@@ -53,6 +54,14 @@ static const char usage[] =
     "                        within SIZE (`up`, `resize` and autoscale grows that do not fit\n"
     "                        are refused; every instance then needs a memory limit)\n"
     "  --budget-cpus N       the same for CPU limits\n"
+    "  --cluster URL[,URL]   cluster mode: desired instances, membership and ownership in\n"
+    "                        etcd (v3 JSON gateway, e.g. http://127.0.0.1:2379); instances\n"
+    "                        are placed on the nodes, adopted when a node's lease expires,\n"
+    "                        and stopped here (fencing) when this node cannot renew its own\n"
+    "  --node NAME           this node's name in the cluster (required with --cluster)\n"
+    "  --node-cpus N         CPUs this node offers to placement (default: online CPUs)\n"
+    "  --node-memory SIZE    memory this node offers (default: physical memory)\n"
+    "  --lease-ttl D         membership lease TTL (default 3s, whole seconds)\n"
     "  --debug               log every request and timing to stderr\n"
     "  --version             print the version\n"
     "  -h, --help            this help\n";
@@ -151,6 +160,8 @@ static int setup(bivy_error_t *err) {
 
 static void arm_timer(void) {
   uint64_t due = sv_next_due();
+  uint64_t cdue = cluster_next_due();
+  if (cdue && (!due || cdue < due)) due = cdue;
   struct itimerspec its = {0};
   if (due) {
     its.it_value.tv_sec = (time_t)(due / 1000000000ull);
@@ -213,6 +224,7 @@ static void loop(void) {
       }
     }
     sv_timers(bivy_now_ns());
+    cluster_tick(bivy_now_ns());
     bivyd_clients_reap();
     insts_reap();
   }
@@ -223,7 +235,9 @@ int main(int argc, char **argv) {
                      .cgroup_parent = "bivyd", .max_backoff_ms = BIVY_SV_DEFAULT_MAX_BACKOFF_MS,
                      .log_max = 1024 * 1024, .epfd = -1, .listen_fd = -1, .sig_fd = -1, .timer_fd = -1,
                      .lock_fd = -1, .devnull = -1, .self_pidns = -1};
-  enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION, O_BMEM, O_BCPU };
+  enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION, O_BMEM, O_BCPU,
+         O_CLUSTER, O_NODE, O_NODE_CPUS, O_NODE_MEM, O_LEASE_TTL };
+  const char *cl_urls = NULL, *cl_node = NULL, *cl_cpus = NULL, *cl_mem = NULL, *cl_ttl = NULL;
   static const struct option opts[] = {{"root", required_argument, NULL, O_ROOT},
                                        {"state-dir", required_argument, NULL, O_STATE},
                                        {"socket", required_argument, NULL, O_SOCKET},
@@ -233,6 +247,11 @@ int main(int argc, char **argv) {
                                        {"debug", no_argument, NULL, O_DEBUG},
                                        {"budget-memory", required_argument, NULL, O_BMEM},
                                        {"budget-cpus", required_argument, NULL, O_BCPU},
+                                       {"cluster", required_argument, NULL, O_CLUSTER},
+                                       {"node", required_argument, NULL, O_NODE},
+                                       {"node-cpus", required_argument, NULL, O_NODE_CPUS},
+                                       {"node-memory", required_argument, NULL, O_NODE_MEM},
+                                       {"lease-ttl", required_argument, NULL, O_LEASE_TTL},
                                        {"version", no_argument, NULL, O_VERSION},
                                        {"help", no_argument, NULL, 'h'},
                                        {0, 0, 0, 0}};
@@ -281,6 +300,11 @@ int main(int argc, char **argv) {
         }
         break;
       }
+      case O_CLUSTER: cl_urls = optarg; break;
+      case O_NODE: cl_node = optarg; break;
+      case O_NODE_CPUS: cl_cpus = optarg; break;
+      case O_NODE_MEM: cl_mem = optarg; break;
+      case O_LEASE_TTL: cl_ttl = optarg; break;
       case O_VERSION: printf("bivyd version %s\n", BIVY_VERSION); return 0;
       case 'h': fputs(usage, stdout); return 0;
       default: fprintf(stderr, "bivyd: see 'bivyd --help'\n"); return 2;
@@ -289,6 +313,17 @@ int main(int argc, char **argv) {
   if (optind < argc) {
     fprintf(stderr, "bivyd: unexpected argument \"%s\" (see 'bivyd --help')\n", argv[optind]);
     return 2;
+  }
+  if (cl_urls || cl_node || cl_cpus || cl_mem || cl_ttl) {
+    _cleanup_error_ bivy_error_t cerr = NULL;
+    if (cl_urls == NULL) {
+      fprintf(stderr, "bivyd: --node, --node-cpus, --node-memory and --lease-ttl need --cluster URL\n");
+      return 2;
+    }
+    if (cluster_config(cl_urls, cl_node, cl_cpus, cl_mem, cl_ttl, &cerr) < 0) {
+      fprintf(stderr, "bivyd: %s\n", cerr->msg);
+      return 2;
+    }
   }
   /* our own session: the instances (which stay in it) must not get a terminal's hangup or
    * a shell's job-control signals, and must outlive us */
@@ -307,7 +342,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bivyd: %s\n", err->msg);
     return 1;
   }
-  if (insts_load(&err) < 0) {
+  if ((cluster_on() ? cluster_start(&err) : insts_load(&err)) < 0) {
     fprintf(stderr, "bivyd: %s\n", err->msg);
     unlink(D.socket_path);
     return 1;
@@ -316,7 +351,8 @@ int main(int argc, char **argv) {
   sd_notify(0, "READY=1\nSTATUS=supervising");
   loop();
   sd_notify(0, "STOPPING=1");
-  bivyd_log("stopping (instances keep running; a new bivyd re-adopts them)");
+  if (cluster_on()) cluster_shutdown();
+  else bivyd_log("stopping (instances keep running; a new bivyd re-adopts them)");
   for (struct bivyd_inst *in = D.insts; in; in = in->next) sv_detach(in);
   unlink(D.socket_path);
   return 0;

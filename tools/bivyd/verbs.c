@@ -11,6 +11,7 @@
 #include "runtime/state.h"
 #include "runtime/util.h"
 #include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/cluster.h"
 
 #ifndef BIVY_VERSION
 #define BIVY_VERSION "0.1.0"
@@ -387,6 +388,7 @@ void bivyd_handle(struct bivyd_client *c, json_t *req) {
     return;
   }
   if (D.debug) bivyd_log("request from client %llu: %s", (unsigned long long)c->id, verb);
+  if (cluster_on() && cluster_handle(c, verb, req)) return; /* cluster mode: through etcd */
   if (strcmp(verb, "up") == 0) do_up(c, req);
   else if (strcmp(verb, "down") == 0) do_down(c, req);
   else if (strcmp(verb, "rm") == 0) do_rm(c, req);

@@ -1,0 +1,54 @@
+/* Pure decisions of bivyd's cluster mode (tools/bivyd/cluster.c), kept apart so that unit
+ * tests check them without etcd: placement, the fencing deadline, the per-call timeout,
+ * --cluster URL lists, node names, base64 (etcd's JSON gateway carries keys and values in
+ * base64). */
+#ifndef BIVY_CLUSTER_H
+#define BIVY_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+
+/* A live node as placement sees it: declared capacity and what its instances' limits use. */
+struct bivy_cl_node {
+  const char *name;
+  double cpus;          /* declared CPUs (--node-cpus) */
+  uint64_t mem;         /* declared memory bytes (--node-memory) */
+  double used_cpus;     /* sum of the cpus limits of the instances it owns */
+  uint64_t used_mem;    /* sum of their memory limits */
+  unsigned count;       /* instances it owns */
+  bool drained;         /* takes no new instances */
+};
+
+/* Where an instance asking for cpus/mem (0 = no limit) goes: the index of the node whose
+ * free capacity fits it, least loaded first (load = the larger of used/declared CPU and
+ * memory after placing it), ties by fewer instances, then name; only = a required node name (migrate) or NULL.
+ * -1 when nothing fits (the instance stays pending). Deterministic: every node computes the
+ * same answer from the same view. */
+int bivy_cl_place(const struct bivy_cl_node *nodes, size_t n, double cpus, uint64_t mem, const char *only);
+
+/* Fencing: a node that renews its lease with TTL ttl_ms must have stopped its instances by
+ * the returned monotonic time, counted from the send time of its last successful renewal.
+ * etcd cannot expire the lease before last_ok_send + ttl (it restarts the TTL when it
+ * receives the renewal, which is after we sent it), and the others start an orphan only
+ * after expiry; margin_ms covers the kill itself, loop latency and clock rate error. */
+uint64_t bivy_cl_fence_at(uint64_t last_ok_send_ms, uint64_t ttl_ms, uint64_t margin_ms);
+/* Timeout for one etcd call starting at now_ms: at most max_ms, and ending before the
+ * fencing deadline (so that a hung call never delays fencing). 0 = fence first, no call. */
+uint64_t bivy_cl_call_timeout(uint64_t now_ms, uint64_t fence_at_ms, uint64_t max_ms);
+
+/* "http://h:p[,http://h2:p2...]" -> a NULL-terminated array of URLs without trailing '/'.
+ * Errors name --cluster and the bad element. Free with bivy_cl_urls_free. */
+int bivy_cl_urls_parse(const char *arg, char ***urls, bivy_error_t *err);
+void bivy_cl_urls_free(char **urls);
+/* A node name: 1-63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+bool bivy_cl_node_valid(const char *name);
+
+/* base64 (RFC 4648, padded). Encode: returns a malloc'ed string or NULL. Decode: malloc'ed
+ * bytes + NUL (*len without it), -EINVAL on bad input. */
+char *bivy_b64_encode(const void *data, size_t len);
+int bivy_b64_decode(const char *s, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,231 @@
+/* etcd v3 over the JSON gateway: see etcd.h. */
+#include "tools/bivyd/etcd.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cleanup.h"
+#include "runtime/cluster.h"
+
+struct buf {
+  char *p;
+  size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
+  struct buf *b = ud;
+  size_t n = size * nmemb;
+  if (b->len + n > 64 * 1024 * 1024) return 0; /* an answer that large is not etcd's */
+  char *q = realloc(b->p, b->len + n + 1);
+  if (q == NULL) return 0;
+  memcpy(q + b->len, ptr, n);
+  b->len += n;
+  q[b->len] = '\0';
+  b->p = q;
+  return n;
+}
+
+int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err) {
+  *e = (struct etcd){0};
+  int r = bivy_cl_urls_parse(urls, &e->urls, err);
+  if (r < 0) return r;
+  static bool inited;
+  if (!inited) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    inited = true;
+  }
+  e->curl = curl_easy_init();
+  if (e->curl == NULL) {
+    bivy_cl_urls_free(e->urls);
+    e->urls = NULL;
+    return bivy_error(err, ENOMEM, "--cluster: curl_easy_init");
+  }
+  return 0;
+}
+
+void etcd_close(struct etcd *e) {
+  if (e->curl) curl_easy_cleanup(e->curl);
+  bivy_cl_urls_free(e->urls);
+  *e = (struct etcd){0};
+}
+
+const char *etcd_url(const struct etcd *e) { return e->urls ? e->urls[e->cur] : ""; }
+
+int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err) {
+  *resp = NULL;
+  if (timeout_ms == 0) return bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
+  _cleanup_free_ char *txt = json_dumps(body, JSON_COMPACT);
+  _cleanup_free_ char *url = NULL;
+  if (txt == NULL || asprintf(&url, "%s%s", e->urls[e->cur], path) < 0) return bivy_error(err, ENOMEM, "etcd %s", path);
+  CURL *h = e->curl;
+  struct buf b = {0};
+  char ebuf[CURL_ERROR_SIZE] = "";
+  struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, txt);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in a process that supervises children */
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is never reached through a proxy from the environment */
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(hdr);
+  _cleanup_free_ char *data = b.p;
+  int r = 0;
+  if (rc != CURLE_OK) {
+    r = bivy_error_plain(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED, "etcd at %s unreachable: %s",
+                   e->urls[e->cur], ebuf[0] ? ebuf : curl_easy_strerror(rc));
+  } else {
+    json_error_t je;
+    json_t *j = data ? json_loads(data, 0, &je) : NULL;
+    if (!json_is_object(j)) {
+      json_decref(j);
+      r = bivy_error_plain(err, EPROTO, "etcd at %s: %s answered HTTP %ld, not JSON (is it etcd v3?)", e->urls[e->cur], path,
+                     status);
+    } else if (status != 200) {
+      const char *m = json_string_value(json_object_get(j, "error")) ?: json_string_value(json_object_get(j, "message"));
+      r = bivy_error_plain(err, EIO, "etcd at %s: %s: HTTP %ld: %s", e->urls[e->cur], path, status, m ? m : "error");
+      json_decref(j);
+    } else {
+      *resp = j;
+    }
+  }
+  /* the next call tries the next endpoint (no retry here: the caller's time is bounded) */
+  if (r < 0 && r != -EIO && e->urls[1]) e->cur = e->urls[e->cur + 1] ? e->cur + 1 : 0;
+  return r;
+}
+
+static int64_t i64(json_t *v) {
+  if (json_is_integer(v)) return (int64_t)json_integer_value(v);
+  const char *s = json_string_value(v);
+  return s ? strtoll(s, NULL, 10) : 0;
+}
+
+
+static json_t *b64(const char *s) {
+  char *t = bivy_b64_encode(s, strlen(s));
+  json_t *j = t ? json_string(t) : NULL;
+  free(t);
+  return j;
+}
+
+int etcd_lease_grant(struct etcd *e, int64_t ttl_s, uint64_t timeout_ms, int64_t *id, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = json_pack("{s:I}", "TTL", (json_int_t)ttl_s), *resp = NULL;
+  int r = etcd_call(e, "/v3/lease/grant", req, timeout_ms, &resp, err);
+  if (r < 0) return r;
+  *id = i64(json_object_get(resp, "ID"));
+  if (*id == 0) return bivy_error_plain(err, EPROTO, "etcd lease grant: no lease ID in the answer");
+  return 0;
+}
+
+int etcd_lease_keepalive(struct etcd *e, int64_t id, uint64_t timeout_ms, int64_t *ttl, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = json_pack("{s:I}", "ID", (json_int_t)id), *resp = NULL;
+  int r = etcd_call(e, "/v3/lease/keepalive", req, timeout_ms, &resp, err);
+  if (r < 0) return r;
+  json_t *res = json_object_get(resp, "result");
+  if (res == NULL) return bivy_error_plain(err, EPROTO, "etcd lease keepalive: no result in the answer");
+  *ttl = i64(json_object_get(res, "TTL")); /* absent (0) once the lease expired */
+  return 0;
+}
+
+int etcd_lease_revoke(struct etcd *e, int64_t id, uint64_t timeout_ms, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = json_pack("{s:I}", "ID", (json_int_t)id), *resp = NULL;
+  return etcd_call(e, "/v3/lease/revoke", req, timeout_ms, &resp, err);
+}
+
+json_t *etcd_op_put(const char *key, const char *value, int64_t lease) {
+  json_t *p = json_pack("{s:o, s:o}", "key", b64(key), "value", b64(value));
+  if (p && lease) json_object_set_new(p, "lease", json_integer((json_int_t)lease));
+  return p;
+}
+
+int etcd_put(struct etcd *e, const char *key, const char *value, int64_t lease, uint64_t timeout_ms, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = etcd_op_put(key, value, lease), *resp = NULL;
+  if (req == NULL) return bivy_error(err, ENOMEM, "etcd put");
+  return etcd_call(e, "/v3/kv/put", req, timeout_ms, &resp, err);
+}
+
+int etcd_delete(struct etcd *e, const char *key, uint64_t timeout_ms, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = json_pack("{s:o}", "key", b64(key)), *resp = NULL;
+  if (req == NULL) return bivy_error(err, ENOMEM, "etcd delete");
+  return etcd_call(e, "/v3/kv/deleterange", req, timeout_ms, &resp, err);
+}
+
+int etcd_range_prefix(struct etcd *e, const char *prefix, uint64_t timeout_ms, json_t **kvs, bivy_error_t *err) {
+  *kvs = NULL;
+  /* range_end = the prefix with its last byte incremented: every key starting with it */
+  _cleanup_free_ char *end = strdup(prefix);
+  if (end == NULL || *end == '\0') return bivy_error(err, ENOMEM, "etcd range");
+  end[strlen(end) - 1]++;
+  _cleanup_json_ json_t *req = json_pack("{s:o, s:o}", "key", b64(prefix), "range_end", b64(end)), *resp = NULL;
+  int r = etcd_call(e, "/v3/kv/range", req, timeout_ms, &resp, err);
+  if (r < 0) return r;
+  json_t *out = json_array();
+  size_t i;
+  json_t *kv;
+  json_array_foreach(json_object_get(resp, "kvs"), i, kv) {
+    char *k = NULL, *v = NULL;
+    size_t kl, vl;
+    const char *ks = json_string_value(json_object_get(kv, "key")), *vs = json_string_value(json_object_get(kv, "value"));
+    if (ks == NULL || bivy_b64_decode(ks, &k, &kl) < 0) continue;
+    if (bivy_b64_decode(vs ? vs : "", &v, &vl) < 0) {
+      free(k);
+      continue;
+    }
+    json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:I, s:I}", "key", k, "value", v, "lease",
+                                         (json_int_t)i64(json_object_get(kv, "lease")), "create_revision",
+                                         (json_int_t)i64(json_object_get(kv, "create_revision")), "mod_revision",
+                                         (json_int_t)i64(json_object_get(kv, "mod_revision"))));
+    free(k);
+    free(v);
+  }
+  *kvs = out;
+  return 0;
+}
+
+json_t *etcd_cmp_absent(const char *key) {
+  return json_pack("{s:o, s:s, s:s, s:s}", "key", b64(key), "target", "CREATE", "result", "EQUAL", "create_revision", "0");
+}
+
+json_t *etcd_cmp_value(const char *key, const char *value) {
+  return json_pack("{s:o, s:s, s:s, s:o}", "key", b64(key), "target", "VALUE", "result", "EQUAL", "value", b64(value));
+}
+
+json_t *etcd_cmp_mod(const char *key, int64_t mod_revision) {
+  return json_pack("{s:o, s:s, s:s, s:I}", "key", b64(key), "target", "MOD", "result", "EQUAL", "mod_revision",
+                   (json_int_t)mod_revision);
+}
+
+json_t *etcd_op_del(const char *key) { return json_pack("{s:{s:o}}", "request_delete_range", "key", b64(key)); }
+
+int etcd_txn(struct etcd *e, json_t *compare, json_t *success, json_t *failure, uint64_t timeout_ms, bool *ok,
+             bivy_error_t *err) {
+  *ok = false;
+  /* puts travel as {"request_put": {...}}: wrap the bare ones from etcd_op_put */
+  json_t *lists[2] = {success, failure};
+  for (int l = 0; l < 2; l++) {
+    size_t i;
+    json_t *op;
+    json_array_foreach(lists[l], i, op) if (json_object_get(op, "key")) {
+      json_array_set_new(lists[l], i, json_pack("{s:O}", "request_put", op));
+    }
+  }
+  _cleanup_json_ json_t *req = json_pack("{s:o, s:o, s:o}", "compare", compare ? compare : json_array(), "success",
+                                         success ? success : json_array(), "failure", failure ? failure : json_array());
+  _cleanup_json_ json_t *resp = NULL;
+  if (req == NULL) return bivy_error(err, ENOMEM, "etcd txn");
+  int r = etcd_call(e, "/v3/kv/txn", req, timeout_ms, &resp, err);
+  if (r < 0) return r;
+  *ok = json_is_true(json_object_get(resp, "succeeded")); /* false is left out of the answer */
+  return 0;
+}

@@ -1,0 +1,48 @@
+/* A small etcd v3 client over etcd's JSON gateway (POST /v3/..., keys and values base64),
+ * with libcurl. Every call is bounded by a timeout (milliseconds) so that bivyd's single
+ * loop is never held longer than the caller allows (see bivy_cl_call_timeout). */
+#ifndef BIVYD_ETCD_H
+#define BIVYD_ETCD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/error.h"
+
+struct etcd {
+  char **urls;        /* endpoints; a failed call moves on to the next one */
+  int cur;
+  void *curl;         /* CURL * reused: one kept-alive connection */
+};
+
+/* urls: the --cluster argument. Checks the syntax only. */
+int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err);
+void etcd_close(struct etcd *e);
+const char *etcd_url(const struct etcd *e);
+
+/* POST path body -> the answer as JSON. Errors say which endpoint and why. */
+int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err);
+
+int etcd_lease_grant(struct etcd *e, int64_t ttl_s, uint64_t timeout_ms, int64_t *id, bivy_error_t *err);
+/* *ttl = seconds left after the renewal; 0 = the lease no longer exists */
+int etcd_lease_keepalive(struct etcd *e, int64_t id, uint64_t timeout_ms, int64_t *ttl, bivy_error_t *err);
+int etcd_lease_revoke(struct etcd *e, int64_t id, uint64_t timeout_ms, bivy_error_t *err);
+
+int etcd_put(struct etcd *e, const char *key, const char *value, int64_t lease, uint64_t timeout_ms, bivy_error_t *err);
+int etcd_delete(struct etcd *e, const char *key, uint64_t timeout_ms, bivy_error_t *err);
+/* Every key under prefix: *kvs = array of {"key", "value" (decoded text), "lease",
+ * "create_revision", "mod_revision"} (integers). */
+int etcd_range_prefix(struct etcd *e, const char *prefix, uint64_t timeout_ms, json_t **kvs, bivy_error_t *err);
+
+/* Transactions: compare, success and failure are arrays built with the helpers below
+ * (stolen). *ok = whether the compares held. */
+int etcd_txn(struct etcd *e, json_t *compare, json_t *success, json_t *failure, uint64_t timeout_ms, bool *ok,
+             bivy_error_t *err);
+json_t *etcd_cmp_absent(const char *key);                  /* create_revision == 0 */
+json_t *etcd_cmp_value(const char *key, const char *value); /* value == */
+json_t *etcd_cmp_mod(const char *key, int64_t mod_revision); /* mod_revision == */
+json_t *etcd_op_put(const char *key, const char *value, int64_t lease);
+json_t *etcd_op_del(const char *key);
+
+#endif

@@ -1,0 +1,123 @@
+/* The fence guard: a small child of bivyd that outlives it. bivyd fences its instances
+ * itself when it cannot renew its lease, but a bivyd that is killed (SIGKILL, a crash)
+ * fences nothing, while its lease expires and other nodes start its instances again. So
+ * after each renewal bivyd tells the guard, over a pipe, the fencing deadline and the
+ * instances' inits ("DEADLINE_MS PID:START ...\n", CLOCK_MONOTONIC milliseconds); when the
+ * deadline passes without a newer line — bivyd is dead or stuck — the guard SIGKILLs
+ * those inits (each is pid 1 of its pid namespace: the whole instance goes) and, once bivyd
+ * is gone (end of file), exits. "0\n" disarms it (bivyd leaving the cluster cleanly). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/state.h"
+#include "runtime/util.h"
+#include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/cluster.h"
+
+static int guard_fd = -1;
+static char last[8192];
+
+static uint64_t mono_ms(void) { return bivy_now_ns() / 1000000; }
+
+static void kill_listed(const char *line) {
+  const char *p = strchr(line, ' ');
+  while (p && *p) {
+    int pid = 0;
+    unsigned long long start = 0, now_start = 0;
+    int n = 0;
+    if (sscanf(p, " %d:%llu%n", &pid, &start, &n) != 2) break;
+    p += n;
+    /* the same process (not a reused pid): it is an instance init whose claim may expire */
+    if (pid > 1 && bivy_proc_start_time(pid, &now_start) == 0 && now_start == start) kill(pid, SIGKILL);
+  }
+}
+
+static void __attribute__((noreturn)) guard_main(int fd) {
+  prctl(PR_SET_NAME, "bivyd-fence", 0, 0, 0);
+  signal(SIGTERM, SIG_DFL); /* bivyd's handlers write to its (closed) signal pipe */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  char buf[sizeof last], line[sizeof last] = "";
+  size_t len = 0;
+  uint64_t deadline = 0;
+  bool eof = false, fired = false;
+  for (;;) {
+    int timeout = -1;
+    if (deadline && !fired) {
+      uint64_t now = mono_ms();
+      timeout = now >= deadline ? 0 : (int)(deadline - now);
+    }
+    if (eof && (fired || deadline == 0)) _exit(0);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int r = eof ? (timeout > 0 ? (usleep((useconds_t)timeout * 1000), 0) : 0) : poll(&pf, 1, timeout);
+    if (r < 0 && errno != EINTR) _exit(1);
+    if (r > 0) {
+      ssize_t k = read(fd, buf + len, sizeof buf - 1 - len);
+      if (k <= 0) {
+        eof = true;
+        continue;
+      }
+      len += (size_t)k;
+      char *nl;
+      while ((nl = memchr(buf, '\n', len))) {
+        *nl = '\0';
+        snprintf(line, sizeof line, "%s", buf);
+        len -= (size_t)(nl + 1 - buf);
+        memmove(buf, nl + 1, len);
+        deadline = strtoull(line, NULL, 10);
+        fired = false;
+      }
+      if (len == sizeof buf - 1) len = 0; /* an over-long line: drop it */
+      continue;
+    }
+    if (deadline && !fired && mono_ms() >= deadline) {
+      kill_listed(line);
+      fired = true;
+    }
+  }
+}
+
+int fence_guard_start(bivy_error_t *err) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return bivy_error_errno(err, "fence guard: pipe2");
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    return bivy_error_errno(err, "fence guard: fork");
+  }
+  if (pid == 0) {
+    /* nothing of bivyd's: not the state-dir lock (a new bivyd must get it), not the socket */
+    if (p[0] != 3 && dup2(p[0], 3) < 0) _exit(1);
+    syscall(SYS_close_range, 4, ~0U, 0);
+    guard_main(3);
+  }
+  close(p[0]);
+  fcntl(p[1], F_SETFL, O_NONBLOCK); /* bivyd never blocks on it */
+  guard_fd = p[1];
+  bivyd_log("cluster: fence guard pid %d", (int)pid);
+  return 0;
+}
+
+void fence_guard_update(uint64_t deadline_ms) {
+  if (guard_fd < 0) return;
+  char line[sizeof last];
+  size_t off = (size_t)snprintf(line, sizeof line, "%llu", (unsigned long long)deadline_ms);
+  for (struct bivyd_inst *in = D.insts; in && deadline_ms; in = in->next) {
+    if (in->removed || in->pidfd < 0 || in->pid <= 1 || off + 48 >= sizeof line) continue;
+    off += (size_t)snprintf(line + off, sizeof line - off, " %d:%llu", (int)in->pid, in->pid_start);
+  }
+  line[off++] = '\n';
+  line[off] = '\0';
+  /* only the instances changed: the deadline is re-sent after each renewal anyway */
+  if (strcmp(line, last) == 0) return;
+  if (write(guard_fd, line, off) == (ssize_t)off) snprintf(last, sizeof last, "%s", line);
+}
