@@ -14,6 +14,7 @@ CG=/bivydemo-$$
 NS=bivy-demo-$$
 ROOT=$D/root
 BIVYD_PID=
+CL_PIDS=()
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
@@ -21,8 +22,9 @@ b() { "$BIVY" --root "$ROOT" "$@"; }
 
 cleanup() {
   set +e
+  for p in "${CL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   [ -n "$BIVYD_PID" ] && { "$BIVY" --socket "$D/bivyd.sock" down web >/dev/null 2>&1; kill "$BIVYD_PID" 2>/dev/null; wait "$BIVYD_PID" 2>/dev/null; }
-  for r in "$ROOT" "$D/droot"; do
+  for r in "$ROOT" "$D/droot" "$D"/n?/root; do
     for id in $("$BIVY" --root "$r" list -q 2>/dev/null); do
       nsenter --net="/run/netns/$NS" "$BIVY" --root "$r" delete -f "$id" >/dev/null 2>&1 ||
         "$BIVY" --root "$r" delete -f "$id" >/dev/null 2>&1
@@ -133,5 +135,48 @@ show "$BIVY" ls
 show "$BIVY" logs auto
 echo "\$ $BIVY monitor auto --format json | jq 'select(.type == \"autoscale\")'   # each grow step"
 "$BIVY" monitor auto --format json | jq -c 'select(.type == "autoscale") | {reason, before, after, reaction_ms}'
+
+step "6. A cluster through etcd: three bivyd nodes share six instances; one node dies"
+# etcd on loopback at free ports, with its data under build/demo (removed at the end)
+free_port() { local p; while :; do p=$(shuf -i 20000-60999 -n 1); ss -Htan "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
+ec=$(free_port); ep=$(free_port)
+etcd --name demo --data-dir "$D/etcd" --listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
+  --listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
+  --initial-cluster "demo=http://127.0.0.1:$ep" >"$D/etcd.log" 2>&1 &
+CL_PIDS+=($!)
+disown
+for i in $(seq 100); do curl -sf "http://127.0.0.1:$ec/health" >/dev/null && break; sleep 0.1; done
+nb() { local n=$1; shift; "$BIVY" --socket "$D/$n/sock" "$@"; }
+for n in n1 n2 n3; do
+  mkdir -p "$D/$n"
+  echo "\$ bivyd --cluster http://127.0.0.1:$ec --node $n --node-cpus 2 --node-memory 1G ... &"
+  "$BIVYD" --cluster "http://127.0.0.1:$ec" --node "$n" --node-cpus 2 --node-memory 1G --root "$D/$n/root" \
+    --state-dir "$D/$n/state" --socket "$D/$n/sock" --cgroup-parent "$CG/$n" >"$D/$n.log" 2>&1 &
+  CL_PIDS+=($!)
+  eval "pid_$n=$!"
+  disown
+  for i in $(seq 100); do nb "$n" ls >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for i in 1 2 3 4 5 6; do nb n1 up "svc$i" --rootfs "$ROOTFS" --restart always --memory 64M --cpus 0.2 -- sleep 100000 >/dev/null; done
+echo "\$ bivy up svc1..svc6 --memory 64M --cpus 0.2 ... (asked on n1; placed least loaded first)"
+sleep 1
+show nb n2 ls
+echo "\$ kill -9 <bivyd of n1> <its instances>   # node n1 dies"
+kill -9 "$pid_n1"
+for p in $(find /sys/fs/cgroup/pids/"${CG#/}"/n1 /sys/fs/cgroup/"${CG#/}"/n1 -name cgroup.procs -exec cat {} + 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+t0=$(date +%s.%N)
+for i in $(seq 150); do
+  [ "$(nb n2 ls --format json | jq '[.[] | select(.state == "running" and .node != "n1")] | length')" = 6 ] && break
+  sleep 0.1
+done
+echo "# all six running again on n2 and n3 after $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{printf "%.1f", a - b}') s (lease TTL 3 s: n1's lease expired, the others claimed its instances in etcd, exactly once)"
+show nb n2 ls
+show nb n3 drain n2
+for i in $(seq 100); do
+  [ "$(nb n3 ls --format json | jq '[.[] | select(.state == "running" and .node == "n3")] | length')" = 6 ] && break
+  sleep 0.1
+done
+show nb n3 ls
+show nb n3 undrain n2
 
 step "done: everything the demo made is being removed"
