@@ -79,10 +79,15 @@ test_budget_caps_the_sum_and_refusals_are_events() {
   bv up b2 --bundle "$T/b2" --autoscale memory=64M:512M,quiet=60s >/dev/null
   # sample the sum of the desired limits every 100 ms while they grow
   local i sum max=0
-  for ((i = 0; i < 80; i++)); do
-    sum=$(bv ls --format json | jq '[.[] | select(.state == "running" or .state == "starting") | .limits.memory] | add // 0')
+  # (until both have ended: one finishes, the other cannot grow past the budget)
+  local ls running
+  for ((i = 0; i < 150; i++)); do
+    ls=$(bv ls --format json)
+    sum=$(jq '[.[] | select(.state == "running" or .state == "starting") | .limits.memory] | add // 0' <<<"$ls")
     [ "$sum" -le $((256 * 1024 * 1024)) ] || fail "limits sum $sum above the 256M budget"
     [ "$sum" -gt "$max" ] && max=$sum
+    running=$(jq '[.[] | select(.state == "running" or .state == "starting")] | length' <<<"$ls")
+    [ "$running" -gt 0 ] || break
     sleep 0.1
   done
   [ "$max" -gt $((128 * 1024 * 1024)) ] || fail "the instances never grew (max sum $max)"
