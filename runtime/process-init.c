@@ -124,6 +124,10 @@ void bivy_init_main(struct bivy_init_args *a) {
       _cleanup_close_ int master = -1;
       if (bivy_terminal_setup(p, &master, &err) < 0) bivy_sync_die(sync, 1, "process.terminal", &err);
       if (bivy_sync_send(sync, BIVY_SYNC_PTY, 0, 0, NULL, master) < 0) _exit(1);
+    } else {
+      /* a session of its own, as runc does: the caller's terminal cannot signal it directly,
+       * and CRIU can checkpoint the pid namespace (its session leader must be inside) */
+      setsid();
     }
     if (bivy_apply_rlimits(p, &err) < 0) bivy_sync_die(sync, 1, NULL, &err);
     /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still
