@@ -76,6 +76,16 @@ __attribute__((noreturn)) void bivy_init_main(struct bivy_init_args *a);
 /* OCI state JSON (ociVersion, id, status, pid, bundle, annotations) as hooks get it. */
 json_t *bivy_oci_state(const char *id, const char *status, pid_t pid, const char *bundle,
                        const struct bivy_config *cfg);
+struct bivy_cgroup;
+/* The state record of a new container: the OCI state plus what bivy keeps (the init's start
+ * time against pid reuse, creation time, rootfs, cgroup, resources). NULL with err = "what
+ * (pid N)" when the init is already gone. */
+json_t *bivy_state_record(const char *id, const char *status, pid_t pid, const char *bundle,
+                          const struct bivy_config *cfg, struct bivy_cgroup *cg, bool has_process, const char *what,
+                          bivy_error_t *err);
+/* Write a new container's config.json and state.json, then its --pid-file (pid_file may be NULL). */
+int bivy_state_record_save(const char *root, const char *id, json_t *st, const struct bivy_config *cfg, pid_t pid,
+                           const char *pid_file, bivy_error_t *err);
 
 /* Resolve the executable of args[0] in the process env's PATH (as execvp does), in the
  * current root. Returns a malloc'd path, or NULL with errno set. */

@@ -104,10 +104,14 @@ static int run_hooks_parent(struct create_ctx *x, enum bivy_hook_kind kind, bivy
   return bivy_hooks_run(x->cfg, kind, txt, err);
 }
 
-static int save_state(struct create_ctx *x, bivy_error_t *err) {
+json_t *bivy_state_record(const char *id, const char *status, pid_t pid, const char *bundle,
+                          const struct bivy_config *cfg, struct bivy_cgroup *cg, bool has_process, const char *what,
+                          bivy_error_t *err) {
   unsigned long long start = 0;
-  if (bivy_proc_start_time(x->pid, &start) < 0)
-    return bivy_error_plain(err, ESRCH, "container init (pid %d) exited during setup", (int)x->pid);
+  if (bivy_proc_start_time(pid, &start) < 0) {
+    bivy_error_plain(err, ESRCH, "%s (pid %d)", what, (int)pid);
+    return NULL;
+  }
   char created[64];
   struct timespec ts;
   struct tm tm;
@@ -115,31 +119,47 @@ static int save_state(struct create_ctx *x, bivy_error_t *err) {
   gmtime_r(&ts.tv_sec, &tm);
   size_t n = strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(created + n, sizeof created - n, ".%09ldZ", ts.tv_nsec);
-
-  _cleanup_json_ json_t *st = bivy_oci_state(x->o->id, "created", x->pid, x->bundle, x->cfg);
+  json_t *st = bivy_oci_state(id, status, pid, bundle, cfg);
+  if (st == NULL) {
+    bivy_error(err, ENOMEM, "state");
+    return NULL;
+  }
+  /* the start time tells a later command whether pid is still our init (pids are reused) */
   json_object_set_new(st, "pid_start", json_integer((json_int_t)start));
   json_object_set_new(st, "created", json_string(created));
-  json_object_set_new(st, "rootfs", json_string(x->cfg->root_path ? x->cfg->root_path : ""));
-  json_object_set_new(st, "has_process", json_boolean(x->cfg->has_process));
+  json_object_set_new(st, "rootfs", json_string(cfg->root_path ? cfg->root_path : ""));
+  json_object_set_new(st, "has_process", json_boolean(has_process));
   json_object_set_new(st, "paused", json_false());
-  if (x->cg) json_object_set_new(st, "cgroup", bivy_cgroup_to_json(x->cg));
-  if (x->cfg->resources) json_object_set(st, "resources", x->cfg->resources);
-  if (x->net) json_object_set(st, "net", x->net);
+  if (cg) json_object_set_new(st, "cgroup", bivy_cgroup_to_json(cg));
+  if (cfg->resources) json_object_set(st, "resources", cfg->resources);
+  return st;
+}
+
+int bivy_state_record_save(const char *root, const char *id, json_t *st, const struct bivy_config *cfg, pid_t pid,
+                           const char *pid_file, bivy_error_t *err) {
   /* the config as created: delete (poststop hooks) and exec (defaults) read it back */
-  _cleanup_free_ char *cfgp = bivy_state_path(x->o->root, x->o->id, "config.json");
-  _cleanup_free_ char *cfgtxt = json_dumps(x->cfg->json_root, JSON_COMPACT);
+  _cleanup_free_ char *cfgp = bivy_state_path(root, id, "config.json");
+  _cleanup_free_ char *cfgtxt = json_dumps(cfg->json_root, JSON_COMPACT);
   if (cfgp == NULL || cfgtxt == NULL) return bivy_error(err, ENOMEM, "save config");
   int r = bivy_write_file_atomic(cfgp, cfgtxt, strlen(cfgtxt), 0600, err);
   if (r < 0) return r;
-  r = bivy_state_save(x->o->root, x->o->id, st, err);
+  r = bivy_state_save(root, id, st, err);
   if (r < 0) return r;
-  if (x->o->pid_file) {
+  if (pid_file) {
     char buf[32];
-    int len = snprintf(buf, sizeof buf, "%d", (int)x->pid);
-    r = bivy_write_file_atomic(x->o->pid_file, buf, (size_t)len, 0644, err);
+    int len = snprintf(buf, sizeof buf, "%d", (int)pid);
+    r = bivy_write_file_atomic(pid_file, buf, (size_t)len, 0644, err);
     if (r < 0) return bivy_error_wrap(err, "--pid-file");
   }
   return 0;
+}
+
+static int save_state(struct create_ctx *x, bivy_error_t *err) {
+  _cleanup_json_ json_t *st = bivy_state_record(x->o->id, "created", x->pid, x->bundle, x->cfg, x->cg,
+                                                x->cfg->has_process, "container init exited during setup", err);
+  if (st == NULL) return bivy_error_code(err);
+  if (x->net) json_object_set(st, "net", x->net);
+  return bivy_state_record_save(x->o->root, x->o->id, st, x->cfg, x->pid, x->o->pid_file, err);
 }
 
 /* Check --preserve-fds: each fd must exist and must not hand the container a host path. */

@@ -128,41 +128,11 @@ static int bind_pairs(struct rst_ctx *x, char ***out, bivy_error_t *err) {
 
 static int save_state(struct rst_ctx *x, bivy_error_t *err) {
   const struct bivy_restore_opts *o = x->o;
-  unsigned long long start = 0;
-  if (bivy_proc_start_time(x->pid, &start) < 0)
-    return bivy_error_plain(err, ESRCH, "restored init (pid %d) exited right after restore", (int)x->pid);
-  char created[64];
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t n = strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(created + n, sizeof created - n, ".%09ldZ", ts.tv_nsec);
-  _cleanup_json_ json_t *st = bivy_oci_state(o->id, "running", x->pid, x->bundle, x->cfg);
-  if (st == NULL) return bivy_error(err, ENOMEM, "state");
-  json_object_set_new(st, "pid_start", json_integer((json_int_t)start));
-  json_object_set_new(st, "created", json_string(created));
-  json_object_set_new(st, "rootfs", json_string(x->cfg->root_path ? x->cfg->root_path : ""));
-  json_object_set_new(st, "has_process", json_true());
-  json_object_set_new(st, "paused", json_false());
-  json_object_set_new(st, "cgroup", bivy_cgroup_to_json(x->cg));
-  if (x->cfg->resources) json_object_set(st, "resources", x->cfg->resources);
+  _cleanup_json_ json_t *st = bivy_state_record(o->id, "running", x->pid, x->bundle, x->cfg, x->cg, true,
+                                                "restored init exited right after restore", err);
+  if (st == NULL) return bivy_error_code(err);
   json_object_set_new(st, "restored", json_pack("{s:s}", "imagePath", x->img));
-  /* the config as restored: delete (poststop hooks) and exec read it back */
-  _cleanup_free_ char *cfgp = bivy_state_path(o->root, o->id, "config.json");
-  _cleanup_free_ char *cfgtxt = json_dumps(x->cfg->json_root, JSON_COMPACT);
-  if (cfgp == NULL || cfgtxt == NULL) return bivy_error(err, ENOMEM, "save config");
-  int r = bivy_write_file_atomic(cfgp, cfgtxt, strlen(cfgtxt), 0600, err);
-  if (r < 0) return r;
-  r = bivy_state_save(o->root, o->id, st, err);
-  if (r < 0) return r;
-  if (o->pid_file) {
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%d", (int)x->pid);
-    r = bivy_write_file_atomic(o->pid_file, buf, (size_t)len, 0644, err);
-    if (r < 0) return bivy_error_wrap(err, "--pid-file");
-  }
-  return 0;
+  return bivy_state_record_save(o->root, o->id, st, x->cfg, x->pid, o->pid_file, err);
 }
 
 static int do_restore(struct rst_ctx *x, bivy_error_t *err) {
