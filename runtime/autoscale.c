@@ -182,8 +182,8 @@ uint64_t bivy_as_mem_shrink(uint64_t limit, uint64_t working_set, const struct b
   if (!p->mem) return 0;
   uint64_t t = round_up_mib((double)working_set * BIVY_AS_HEADROOM);
   if (t < p->mem_min) t = p->mem_min;
-  /* hysteresis: only a shrink that saves at least 10 % */
-  return t < limit && t <= limit / 10 * 9 ? t : 0;
+  /* hysteresis: only a shrink that saves at least 10 %, or one back to min */
+  return t < limit && (t <= limit / 10 * 9 || t == p->mem_min) ? t : 0;
 }
 
 double bivy_as_cpu_grow(double cur, const struct bivy_as_policy *p) {
@@ -197,7 +197,8 @@ double bivy_as_cpu_shrink(double cur, double used, const struct bivy_as_policy *
   if (!p->cpu) return 0;
   double t = round_up_centi(used * BIVY_AS_HEADROOM + 0.05);
   if (t < p->cpu_min) t = p->cpu_min;
-  return t < cur && t <= cur * 0.9 ? t : 0;
+  bool to_min = t <= p->cpu_min + 1e-9;
+  return t < cur - 1e-9 && (t <= cur * 0.9 || to_min) ? t : 0;
 }
 
 uint64_t bivy_as_budget_clip(uint64_t cur, uint64_t want, uint64_t avail) {

@@ -10,7 +10,7 @@
  * on memory pressure with usage above half of it; CPU grows ×1.5 (at least +0.1) when the
  * instance is throttled. After `quiet_ms` without a grow or a pressure signal, a limit shrinks
  * to what is used plus 25 % headroom, never below min, and only when that saves at least
- * 10 % (hysteresis); the next shrink waits another quiet window. */
+ * 10 % or goes back to min (hysteresis); the next shrink waits another quiet window. */
 #ifndef BIVY_AUTOSCALE_H
 #define BIVY_AUTOSCALE_H
 

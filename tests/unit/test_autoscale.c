@@ -97,6 +97,7 @@ Test(autoscale_decide, memory_shrinks_with_headroom_and_hysteresis) {
   cr_assert_eq(bivy_as_mem_shrink(400 * M, 10 * M, &p), 64 * M, "never below min");
   cr_assert_eq(bivy_as_mem_shrink(130 * M, 100 * M, &p), 0, "saves under 10%%: keep");
   cr_assert_eq(bivy_as_mem_shrink(64 * M, 1 * M, &p), 0, "already at min");
+  cr_assert_eq(bivy_as_mem_shrink(66 * M, 1 * M, &p), 64 * M, "back to min even when it saves under 10%%");
 }
 
 Test(autoscale_decide, cpu_grow_shrink) {
@@ -108,6 +109,8 @@ Test(autoscale_decide, cpu_grow_shrink) {
   cr_assert_float_eq(bivy_as_cpu_shrink(2, 0.0, &p), 0.2, 1e-9, "idle: min");
   cr_assert_float_eq(bivy_as_cpu_shrink(2, 1.0, &p), 1.3, 1e-9, "used x1.25 + 0.05");
   cr_assert_float_eq(bivy_as_cpu_shrink(1.3, 1.0, &p), 0, 1e-9, "hysteresis");
+  cr_assert_float_eq(bivy_as_cpu_shrink(0.22, 0.01, &p), 0.2, 1e-9, "back to min even when it saves under 10%%");
+  cr_assert_float_eq(bivy_as_cpu_shrink(0.2, 0.0, &p), 0, 1e-9, "already at min");
 }
 
 Test(autoscale_decide, budget_clip) {

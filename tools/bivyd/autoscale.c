@@ -121,7 +121,11 @@ static void arm_mem_watch(struct bivyd_inst *in) {
   uint64_t limit = spec_mem(in);
   if (!in->as.mem || in->as_cg == NULL || limit == UINT64_MAX) return;
   _cleanup_error_ bivy_error_t err = NULL;
-  int fd = bivy_cgroup_memory_watch(in->as_cg, bivy_as_mem_warn(limit, &in->as), &err);
+  /* no early-warning line while the host budget blocks a grow (as at max): on v2 memory.high
+   * would only slow the instance to a crawl; the limit itself is the honest outcome, and the
+   * 1 s tick grows it as soon as the budget has room again */
+  uint64_t line = in->as_refused_mem ? UINT64_MAX : bivy_as_mem_warn(limit, &in->as);
+  int fd = bivy_cgroup_memory_watch(in->as_cg, line, &err);
   if (fd < 0) {
     if (err) bivyd_log("%s: autoscale: %s", in->name, err->msg);
     return;
@@ -132,7 +136,7 @@ static void arm_mem_watch(struct bivyd_inst *in) {
 
 /* Grow memory while usage is above the line (a big allocation may need several steps). */
 static void mem_check(struct bivyd_inst *in, bool pressure, const char *reason, uint64_t signal_ns) {
-  bool changed = false;
+  bool changed = false, was_blocked = in->as_refused_mem != 0;
   for (int step = 0; step < 8; step++) {
     struct bivy_cgroup_usage u;
     _cleanup_error_ bivy_error_t err = NULL;
@@ -158,7 +162,8 @@ static void mem_check(struct bivyd_inst *in, bool pressure, const char *reason, 
     changed = true;
     in->as_calm_since_ns = bivy_now_ns();
   }
-  if (changed || in->as_mem_fd < 0) arm_mem_watch(in);
+  bool blocked = in->as_refused_mem != 0;
+  if (changed || blocked != was_blocked || (in->as_mem_fd < 0 && !blocked)) arm_mem_watch(in);
 }
 
 static void cpu_grow(struct bivyd_inst *in, const char *reason, uint64_t signal_ns) {
@@ -269,6 +274,8 @@ void as_arm(struct bivyd_inst *in) {
     return;
   }
   in->as_on = true;
+  in->as_refused_mem = 0;
+  in->as_refused_cpu = 0;
   uint64_t now = bivy_now_ns(), win;
   struct { bool on; const char *res; uint64_t stall; int *fd; struct watch *w; } psi[] = {
       {in->as.mem, "memory", MEM_PSI_STALL_US, &in->as_psi_mem_fd, &in->w_as_psi_mem},
