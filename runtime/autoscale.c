@@ -2,7 +2,6 @@
 #include "runtime/autoscale.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +13,6 @@
 
 #define MIB (1024ull * 1024)
 #define MIN_MEMORY (4 * MIB)
-
-static void fmt_size(uint64_t b, char *buf, size_t len) {
-  static const char units[] = "kMGT";
-  int u = -1;
-  while (u < 3 && b >= 1024 && b % 1024 == 0) {
-    b /= 1024;
-    u++;
-  }
-  if (u < 0) snprintf(buf, len, "%" PRIu64, b);
-  else snprintf(buf, len, "%" PRIu64 "%c", b, units[u]);
-}
 
 static int range_pair(const char *item, const char *val, char **lo, char **hi, bivy_error_t *err) {
   const char *colon = strchr(val, ':');
@@ -95,8 +83,8 @@ static int mem_range(json_t *m, const char *where, struct bivy_as_policy *p, biv
   if (json_integer_value(lo) < (json_int_t)MIN_MEMORY)
     return bivy_error(err, 0, "%smemory: min must be at least 4M", where);
   char a[32], b[32];
-  fmt_size((uint64_t)json_integer_value(lo), a, sizeof a);
-  fmt_size((uint64_t)json_integer_value(hi), b, sizeof b);
+  bivy_format_size((uint64_t)json_integer_value(lo), a, sizeof a);
+  bivy_format_size((uint64_t)json_integer_value(hi), b, sizeof b);
   if (json_integer_value(lo) > json_integer_value(hi))
     return bivy_error(err, 0, "%smemory: min %s is above max %s", where, a, b);
   p->mem = true;
@@ -148,8 +136,8 @@ void bivy_as_format(const struct bivy_as_policy *p, char *buf, size_t len) {
   size_t n = 0;
   buf[0] = '\0';
   if (p->mem) {
-    fmt_size(p->mem_min, a, sizeof a);
-    fmt_size(p->mem_max, b, sizeof b);
+    bivy_format_size(p->mem_min, a, sizeof a);
+    bivy_format_size(p->mem_max, b, sizeof b);
     n += (size_t)snprintf(buf + n, len - n, "memory=%s:%s", a, b);
   }
   if (p->cpu && n < len) n += (size_t)snprintf(buf + n, len - n, "%scpus=%g:%g", n ? "," : "", p->cpu_min, p->cpu_max);

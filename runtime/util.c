@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,17 @@ int bivy_parse_i64(const char *s, int64_t *out) {
   if (end == s || *end != '\0') return -EINVAL;
   *out = v;
   return 0;
+}
+
+void bivy_format_size(uint64_t b, char *buf, size_t len) {
+  static const char units[] = "kMGT";
+  int u = -1;
+  while (u < 3 && b >= 1024 && b % 1024 == 0) {
+    b /= 1024;
+    u++;
+  }
+  if (u < 0) snprintf(buf, len, "%" PRIu64, b);
+  else snprintf(buf, len, "%" PRIu64 "%c", b, units[u]);
 }
 
 int bivy_parse_size(const char *s, int64_t *out) {

@@ -47,33 +47,26 @@ static double spec_cpus(struct bivyd_inst *in) {
 }
 
 /* Sum of one limit over every other instance that holds resources (not stopped or exited). */
-static double others_sum(struct bivyd_inst *self, const char *key, bool *unlimited) {
+static double others_sum(struct bivyd_inst *self, const char *key) {
   double sum = 0;
   for (struct bivyd_inst *o = D.insts; o; o = o->next) {
     if (o == self || o->removed || o->state == S_STOPPED || o->state == S_EXITED) continue;
     json_t *v = json_object_get(json_object_get(o->spec, "limits"), key);
-    if (!json_is_number(v) || json_number_value(v) <= 0) *unlimited = true;
-    else sum += json_number_value(v);
+    if (json_is_number(v) && json_number_value(v) > 0) sum += json_number_value(v);
   }
   return sum;
 }
 
-static void fmt_mib(uint64_t b, char *buf, size_t len) {
-  if (b == UINT64_MAX) snprintf(buf, len, "unlimited");
-  else snprintf(buf, len, "%.0fM", (double)b / 1048576);
-}
-
 int as_budget_check(struct bivyd_inst *self, json_t *limits, bivy_error_t *err) {
-  bool unl = false;
   char a[32], b[32], c[32];
   if (D.budget_mem) {
     json_t *m = json_object_get(limits, "memory");
     if (!json_is_integer(m) || json_integer_value(m) <= 0)
       return bivy_error(err, ENOSPC, "bivyd runs with --budget-memory: the instance needs a memory limit (--memory or --autoscale memory=MIN:MAX)");
-    double used = others_sum(self, "memory", &unl);
-    fmt_mib((uint64_t)json_integer_value(m), a, sizeof a);
-    fmt_mib(D.budget_mem, b, sizeof b);
-    fmt_mib((uint64_t)used, c, sizeof c);
+    double used = others_sum(self, "memory");
+    bivy_format_size((uint64_t)json_integer_value(m), a, sizeof a);
+    bivy_format_size(D.budget_mem, b, sizeof b);
+    bivy_format_size((uint64_t)used, c, sizeof c);
     if (used + (double)json_integer_value(m) > (double)D.budget_mem)
       return bivy_error(err, ENOSPC, "memory limit %s does not fit the host budget (--budget-memory %s, %s held by other instances)", a, b, c);
   }
@@ -81,7 +74,7 @@ int as_budget_check(struct bivyd_inst *self, json_t *limits, bivy_error_t *err) 
     json_t *cp = json_object_get(limits, "cpus");
     if (!json_is_number(cp))
       return bivy_error(err, ENOSPC, "bivyd runs with --budget-cpus: the instance needs a CPU limit (--cpus or --autoscale cpus=MIN:MAX)");
-    double used = others_sum(self, "cpus", &unl);
+    double used = others_sum(self, "cpus");
     if (used + json_number_value(cp) > D.budget_cpus + 1e-9)
       return bivy_error(err, ENOSPC, "cpus %g does not fit the host budget (--budget-cpus %g, %g held by other instances)",
                         json_number_value(cp), D.budget_cpus, used);
@@ -134,19 +127,21 @@ static void arm_mem_watch(struct bivyd_inst *in) {
   bivyd_watch_add(fd, EPOLLIN, &in->w_as_mem);
 }
 
-/* Grow memory while usage is above the line (a big allocation may need several steps). */
-static void mem_check(struct bivyd_inst *in, bool pressure, const char *reason, uint64_t signal_ns) {
+/* Grow memory while usage is above the line (a big allocation may need several steps).
+ * known: a usage reading the caller already made (NULL: read it), for the first step. */
+static void mem_check(struct bivyd_inst *in, bool pressure, const char *reason, uint64_t signal_ns,
+                      const struct bivy_cgroup_usage *known) {
   bool changed = false, was_blocked = in->as_refused_mem != 0;
   for (int step = 0; step < 8; step++) {
     struct bivy_cgroup_usage u;
     _cleanup_error_ bivy_error_t err = NULL;
-    if (bivy_cgroup_usage(in->as_cg, &u, &err) < 0) break;
+    if (step == 0 && known) u = *known;
+    else if (bivy_cgroup_usage(in->as_cg, &u, &err) < 0) break;
     uint64_t limit = spec_mem(in);
     uint64_t want = bivy_as_mem_grow(limit, u.mem_usage, pressure, &in->as);
     if (want == 0) break;
     if (D.budget_mem) {
-      bool unl = false;
-      double others = others_sum(in, "memory", &unl);
+      double others = others_sum(in, "memory");
       uint64_t avail = others >= (double)D.budget_mem ? 0 : D.budget_mem - (uint64_t)others;
       uint64_t fit = bivy_as_budget_clip(limit, want, avail);
       if (fit == 0) {
@@ -172,8 +167,7 @@ static void cpu_grow(struct bivyd_inst *in, const char *reason, uint64_t signal_
   double want = bivy_as_cpu_grow(cur, &in->as);
   if (want == 0) return;
   if (D.budget_cpus > 0) {
-    bool unl = false;
-    double avail = D.budget_cpus - others_sum(in, "cpus", &unl);
+    double avail = D.budget_cpus - others_sum(in, "cpus");
     if (want > avail + 1e-9) {
       want = floor(avail * 100 + 1e-9) / 100;
       if (want <= cur) {
@@ -196,11 +190,11 @@ void as_event(struct bivyd_inst *in, enum watch_kind kind) {
   switch (kind) {
     case W_AS_MEM:
       bivy_cgroup_oom_drain(in->as_mem_fd);
-      mem_check(in, false, "memory usage crossed 80% of the limit", now);
+      mem_check(in, false, "memory usage crossed 80% of the limit", now, NULL);
       break;
     case W_AS_PSI_MEM:
       in->as_calm_since_ns = now;
-      mem_check(in, true, "memory pressure (PSI)", now);
+      mem_check(in, true, "memory pressure (PSI)", now, NULL);
       break;
     case W_AS_PSI_CPU:
       in->as_calm_since_ns = now;
@@ -245,7 +239,7 @@ void as_tick(struct bivyd_inst *in, uint64_t now) {
   struct bivy_cgroup_usage u;
   _cleanup_error_ bivy_error_t err = NULL;
   if (bivy_cgroup_usage(in->as_cg, &u, &err) < 0) return;
-  if (in->as.mem) mem_check(in, false, "memory usage above 80% of the limit", now);
+  if (in->as.mem) mem_check(in, false, "memory usage above 80% of the limit", now, &u);
   if (in->as.cpu && in->as_psi_cpu_fd < 0) {
     /* no PSI: a period in five throttled since the last tick */
     uint64_t dp = u.cpu_periods - in->as_periods, dt = u.cpu_throttled - in->as_throttled;
