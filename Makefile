@@ -19,8 +19,8 @@ LDFLAGS ?=
 LDLIBS := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lpthread -lm
 # bivyd only: sd_notify readiness
 BIVYD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
-# bivyd --cluster: the etcd client (tools/bivyd/etcd.c)
-BIVYD_LIBS += $(shell pkg-config --libs libcurl 2>/dev/null)
+# bivyd --cluster: the etcd client (tools/bivyd/etcd.c) dlopen()s libcurl in cluster mode
+# only, so a single-node bivyd starts without loading it (headers only at build time)
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -U_FORTIFY_SOURCE
   LDFLAGS += -fsanitize=address,undefined
@@ -32,12 +32,16 @@ LIB_ASMS := $(sort $(wildcard runtime/*.S cgroups/*.S netns/*.S))
 EMBED_DEPS := $(wildcard runtime/profiles/*)
 BIVY_SRCS := $(sort $(wildcard tools/bivy/*.c))
 BIVYD_SRCS := $(sort $(wildcard tools/bivyd/*.c))
+# the supervisor's pure policies (restart, scaling, placement): bivyd, the CLI verbs that
+# check what they send, and the unit tests share them
+POLICY_SRCS := $(sort $(wildcard tools/bivyd/policy/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB_ASMS:%.S=$(BUILD)/obj/%.o)
 BIVY_OBJS := $(BIVY_SRCS:%.c=$(BUILD)/obj/%.o)
 BIVYD_OBJS := $(BIVYD_SRCS:%.c=$(BUILD)/obj/%.o)
+POLICY_OBJS := $(POLICY_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 HELPERS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%)
 
@@ -58,14 +62,14 @@ $(BUILD)/libbivy.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bivy: $(BIVY_OBJS) $(BUILD)/libbivy.a
-	$(CC) $(LDFLAGS) -o $@ $(BIVY_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
+$(BUILD)/bivy: $(BIVY_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(BIVY_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a $(LDLIBS)
 
-$(BUILD)/bivyd: $(BIVYD_OBJS) $(BUILD)/libbivy.a
-	$(CC) $(LDFLAGS) -o $@ $(BIVYD_OBJS) $(BUILD)/libbivy.a $(LDLIBS) $(BIVYD_LIBS)
+$(BUILD)/bivyd: $(BIVYD_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(BIVYD_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a $(LDLIBS) $(BIVYD_LIBS)
 
-$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libbivy.a
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(BUILD)/libbivy.a $(LDLIBS) -lcriterion
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(POLICY_OBJS) $(BUILD)/libbivy.a $(LDLIBS) -lcriterion
 
 # small test programs used by the integration tests (static where they run in a container)
 $(BUILD)/helpers/%: tests/helpers/%.c $(BUILD)/libbivy.a
@@ -123,4 +127,4 @@ clean:
 	rm -rf build
 
 fmt:
-	clang-format -i $(LIB_SRCS) $(BIVY_SRCS) $(BIVYD_SRCS) $(UNIT_SRCS) $(wildcard */*.h)
+	clang-format -i $(LIB_SRCS) $(BIVY_SRCS) $(BIVYD_SRCS) $(POLICY_SRCS) $(UNIT_SRCS) $(wildcard */*.h)

@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,4 +175,22 @@ uint64_t bivy_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int bivy_parse_duration(const char *s, uint64_t *ms) {
+  if (s == NULL || *s == '\0') return -EINVAL;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !isfinite(v) || v < 0 || *s == '-' || *s == '+') return -EINVAL;
+  double mul;
+  if (*end == '\0' || strcmp(end, "s") == 0) mul = 1000;
+  else if (strcmp(end, "ms") == 0) mul = 1;
+  else if (strcmp(end, "m") == 0) mul = 60000;
+  else if (strcmp(end, "h") == 0) mul = 3600000;
+  else return -EINVAL;
+  double r = v * mul;
+  if (r > 1e15) return -ERANGE;
+  *ms = (uint64_t)(r + 0.5);
+  return 0;
 }

@@ -26,6 +26,8 @@ int bivy_rm_rf(const char *path, bivy_error_t *err);
 
 /* "64M", "1g", "512k", "1048576" -> bytes. Rejects negatives, junk, overflow. */
 int bivy_parse_size(const char *s, int64_t *out);
+/* "250ms", "2s", "1.5s", "1m", "1h", "3" (seconds) -> milliseconds; -EINVAL / -ERANGE. */
+int bivy_parse_duration(const char *s, uint64_t *ms);
 /* The reverse, exact: 268435456 -> "256M", 1536 -> "1536" ... largest whole k/M/G/T unit. */
 void bivy_format_size(uint64_t bytes, char *buf, size_t len);
 /* Strict decimal parse of a whole string into a signed 64-bit integer. */

@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "runtime/autoscale.h"
+#include "tools/bivyd/policy/scaling-policy.h"
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "tools/bivyd/policy/instance-policy.h"
 
 #define M (1024ull * 1024)
 

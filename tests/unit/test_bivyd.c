@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "runtime/util.h"
+#include "tools/bivyd/policy/instance-policy.h"
 
 Test(bivyd_policy, restart_parse) {
   struct bivy_sv_restart r;
@@ -62,24 +63,24 @@ Test(bivyd_policy, backoff_doubles_to_cap_and_resets) {
 
 Test(bivyd_policy, durations) {
   uint64_t ms;
-  cr_assert_eq(bivy_sv_duration_parse("250ms", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("250ms", &ms), 0);
   cr_assert_eq(ms, 250);
-  cr_assert_eq(bivy_sv_duration_parse("2s", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("2s", &ms), 0);
   cr_assert_eq(ms, 2000);
-  cr_assert_eq(bivy_sv_duration_parse("1.5s", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("1.5s", &ms), 0);
   cr_assert_eq(ms, 1500);
-  cr_assert_eq(bivy_sv_duration_parse("3", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("3", &ms), 0);
   cr_assert_eq(ms, 3000);
-  cr_assert_eq(bivy_sv_duration_parse("1m", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("1m", &ms), 0);
   cr_assert_eq(ms, 60000);
-  cr_assert_eq(bivy_sv_duration_parse("1h", &ms), 0);
+  cr_assert_eq(bivy_parse_duration("1h", &ms), 0);
   cr_assert_eq(ms, 3600000);
-  cr_assert_eq(bivy_sv_duration_parse("-1s", &ms), -EINVAL);
-  cr_assert_eq(bivy_sv_duration_parse("5 s", &ms), -EINVAL);
-  cr_assert_eq(bivy_sv_duration_parse("5d", &ms), -EINVAL);
-  cr_assert_eq(bivy_sv_duration_parse("", &ms), -EINVAL);
-  cr_assert_eq(bivy_sv_duration_parse("nan", &ms), -EINVAL);
-  cr_assert_eq(bivy_sv_duration_parse("1e300h", &ms), -ERANGE);
+  cr_assert_eq(bivy_parse_duration("-1s", &ms), -EINVAL);
+  cr_assert_eq(bivy_parse_duration("5 s", &ms), -EINVAL);
+  cr_assert_eq(bivy_parse_duration("5d", &ms), -EINVAL);
+  cr_assert_eq(bivy_parse_duration("", &ms), -EINVAL);
+  cr_assert_eq(bivy_parse_duration("nan", &ms), -EINVAL);
+  cr_assert_eq(bivy_parse_duration("1e300h", &ms), -ERANGE);
 }
 
 static json_t *spec_of(const char *txt) {

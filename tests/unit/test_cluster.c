@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/cluster.h"
+#include "tools/bivyd/policy/placement-policy.h"
 
 #define G (1024ull * 1024 * 1024)
 #define M (1024ull * 1024)

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/autoscale.h"
+#include "tools/bivyd/policy/scaling-policy.h"
 #include "runtime/cleanup.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"

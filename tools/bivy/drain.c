@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "runtime/util.h"
+#include "tools/bivyd/policy/instance-policy.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"
 #include "tools/bivy/cluster-common.h"
@@ -24,11 +25,11 @@ static int run_drain(struct bivy_global *g, int argc, char **argv, bivy_error_t 
     switch (c) {
       case 'n': wait = false; break;
       case 't':
-        if (bivy_sv_duration_parse(optarg, &timeout_ms) < 0)
+        if (bivy_parse_duration(optarg, &timeout_ms) < 0)
           return bivy_cli_usage_error(err, "drain", "--timeout: invalid duration \"%s\" (e.g. 10, 500ms, 2s)", optarg);
         break;
       case 'w':
-        if (bivy_sv_duration_parse(optarg, &wait_ms) < 0)
+        if (bivy_parse_duration(optarg, &wait_ms) < 0)
           return bivy_cli_usage_error(err, "drain", "--wait-timeout: invalid duration \"%s\" (e.g. 30s)", optarg);
         break;
       case 'f':

@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "runtime/util.h"
+#include "tools/bivyd/policy/instance-policy.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"
 
@@ -19,7 +20,7 @@ static int run_restart(struct bivy_global *g, int argc, char **argv, bivy_error_
   while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
     switch (c) {
       case 't':
-        if (bivy_sv_duration_parse(optarg, &timeout_ms) < 0)
+        if (bivy_parse_duration(optarg, &timeout_ms) < 0)
           return bivy_cli_usage_error(err, "restart", "--timeout: invalid duration \"%s\" (e.g. 10, 500ms, 2s)", optarg);
         break;
       case 'f':

@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "runtime/util.h"
+#include "tools/bivyd/policy/instance-policy.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"
 #include "tools/bivy/cluster-common.h"
@@ -23,7 +24,7 @@ static int run_undrain(struct bivy_global *g, int argc, char **argv, bivy_error_
     switch (c) {
       case 'n': wait = false; break;
       case 'w':
-        if (bivy_sv_duration_parse(optarg, &wait_ms) < 0)
+        if (bivy_parse_duration(optarg, &wait_ms) < 0)
           return bivy_cli_usage_error(err, "undrain", "--wait-timeout: invalid duration \"%s\" (e.g. 30s)", optarg);
         break;
       case 'f':

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/autoscale.h"
+#include "tools/bivyd/policy/scaling-policy.h"
 #include "runtime/cleanup.h"
 #include "runtime/seccomp.h"
-#include "runtime/supervise.h"
+#include "tools/bivyd/policy/instance-policy.h"
 #include "runtime/util.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"
@@ -38,7 +38,7 @@ static int abs_dir(const char *flag, const char *arg, json_t *spec, const char *
 
 static int duration(const char *flag, const char *arg, json_t *h, const char *key, bivy_error_t *err) {
   uint64_t ms;
-  if (bivy_sv_duration_parse(arg, &ms) < 0 || ms < 10)
+  if (bivy_parse_duration(arg, &ms) < 0 || ms < 10)
     return bivy_cli_usage_error(err, "up", "%s: invalid duration \"%s\" (e.g. 500ms, 5s; at least 10ms)", flag, arg);
   json_object_set_new(h, key, json_integer((json_int_t)ms));
   return 0;
@@ -147,7 +147,7 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
         break;
       case O_BACKOFF: {
         uint64_t ms;
-        if (bivy_sv_duration_parse(optarg, &ms) < 0 || ms < 100)
+        if (bivy_parse_duration(optarg, &ms) < 0 || ms < 100)
           return bivy_cli_usage_error(err, "up", "--max-backoff: invalid duration \"%s\" (at least 100ms)", optarg);
         json_object_set_new(spec, "max_backoff_ms", json_integer((json_int_t)ms));
         break;

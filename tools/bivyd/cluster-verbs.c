@@ -1,32 +1,27 @@
-/* Requests in cluster mode: up, down, rm, resize and ls go through etcd (the owner applies
+/* bivyd layer 5 (control API): the verbs in cluster mode: up, down, rm, resize and ls go through etcd (the owner applies
  * them; when the owner is this node the local handler runs too), plus migrate, drain and
  * undrain. inspect, logs and restart of an instance on another node say where it runs. */
+#include "tools/bivyd/cluster-verbs.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
+#include "tools/bivyd/policy/instance-policy.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/clients.h"
+#include "tools/bivyd/cluster-sync.h"
+#include "tools/bivyd/cluster-view.h"
 #include "tools/bivyd/cluster.h"
+#include "tools/bivyd/etcd.h"
+#include "tools/bivyd/event-stream.h"
+#include "tools/bivyd/instance.h"
+#include "tools/bivyd/live-resize.h"
+#include "tools/bivyd/policy/placement-policy.h"
 
-static void reply(struct bivyd_client *c, json_t *extra) {
-  json_t *m = json_pack("{s:b}", "ok", 1);
-  if (extra) {
-    json_object_update(m, extra);
-    json_decref(extra);
-  }
-  bivyd_client_send(c, m);
-}
-
-static bool load(struct bivyd_client *c, const char *verb, struct cl_view *v) {
-  _cleanup_error_ bivy_error_t err = NULL;
-  if (cl_view_load(v, &err) == 0) return true;
-  bivyd_client_send_error(c, "%s: %s", verb, err->msg);
-  return false;
-}
+#define reply bivyd_client_ok
 
 /* the record of name, or an error answered */
 static json_t *need_rec(struct bivyd_client *c, struct cl_view *v, const char *verb, const char *name, int64_t *rev) {
@@ -53,9 +48,8 @@ static int put_rec(const char *name, json_t *rec, int64_t rev, bivy_error_t *err
   return 0;
 }
 
-static const char *owner(struct cl_view *v, const char *name) { return json_string_value(json_object_get(v->owner, name)); }
 static bool mine(struct cl_view *v, const char *name) {
-  const char *o = owner(v, name);
+  const char *o = cl_owner(v, name);
   return o && strcmp(o, C.node) == 0;
 }
 
@@ -97,11 +91,11 @@ static uint64_t timeout_of(json_t *req) {
   return json_is_integer(t) && json_integer_value(t) >= 0 ? (uint64_t)json_integer_value(t) : 10000;
 }
 
-static void do_up(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+bool cl_verb_up(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   if (name == NULL || !bivy_id_valid(name) || strlen(name) > 128) {
     bivyd_client_send_error(c, "up: name: must be 1-128 characters of [A-Za-z0-9_.+-]");
-    return;
+    return true;
   }
   _cleanup_error_ bivy_error_t err = NULL;
   json_t *spec = json_object_get(req, "spec");
@@ -111,25 +105,25 @@ static void do_up(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   _cleanup_json_ json_t *copy = spec ? json_deep_copy(spec) : NULL;
   if (copy && bivy_sv_spec_check(copy, &err) < 0) {
     bivyd_client_send_error(c, "up %s: %s", name, err->msg);
-    return;
+    return true;
   }
   if (old == NULL && copy == NULL) {
     bivyd_client_send_error(c, "up %s: no such instance: give --bundle or --rootfs -- CMD", name);
-    return;
+    return true;
   }
   json_t *st = json_object_get(v->status, name);
   const char *state = json_string_value(json_object_get(st, "state"));
-  if (old && strcmp(json_string_value(json_object_get(old, "desired")) ?: "", "running") == 0 && owner(v, name) && state &&
+  if (old && strcmp(json_string_value(json_object_get(old, "desired")) ?: "", "running") == 0 && cl_owner(v, name) && state &&
       (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0 || strcmp(state, "stopping") == 0)) {
-    bivyd_client_send_error(c, "up %s: the instance is already %s on node %s", name, state, owner(v, name));
-    return;
+    bivyd_client_send_error(c, "up %s: the instance is already %s on node %s", name, state, cl_owner(v, name));
+    return true;
   }
   _cleanup_json_ json_t *rec = json_pack("{s:O, s:s, s:I}", "spec", copy ? copy : json_object_get(old, "spec"),
                                          "desired", "running", "gen",
                                          (json_int_t)json_integer_value(json_object_get(old, "gen")) + 1);
   if (put_rec(name, rec, rev, &err) < 0) {
     bivyd_client_send_error(c, "up %s: %s", name, err->msg);
-    return;
+    return true;
   }
   cluster_reconcile_now();
   json_t *s = fresh_summary(name);
@@ -147,10 +141,11 @@ static void do_up(struct bivyd_client *c, json_t *req, struct cl_view *v) {
     free(nd);
   }
   reply(c, json_pack("{s:o}", "instance", s));
+  return true;
 }
 
 /* down and rm: false = the local handler answers (the instance is here) */
-static bool do_down(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+bool cl_verb_down(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   int64_t rev;
   json_t *old = name ? need_rec(c, v, "down", name, &rev) : NULL;
@@ -178,7 +173,7 @@ static bool do_down(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   return true;
 }
 
-static bool do_rm(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+bool cl_verb_rm(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   int64_t rev;
   json_t *old = name ? need_rec(c, v, "rm", name, &rev) : NULL;
@@ -206,16 +201,16 @@ static bool do_rm(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   return true;
 }
 
-static void do_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+bool cl_verb_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   int64_t rev;
   json_t *old = name ? need_rec(c, v, "resize", name, &rev) : NULL;
   if (name == NULL) bivyd_client_send_error(c, "resize: \"name\" is required (a string)");
-  if (old == NULL) return;
+  if (old == NULL) return true;
   json_t *upd = json_object_get(req, "limits");
   if (!json_is_object(upd) || json_object_size(upd) == 0) {
     bivyd_client_send_error(c, "resize %s: \"limits\" must be a non-empty object", name);
-    return;
+    return true;
   }
   _cleanup_json_ json_t *rec = json_deep_copy(old), *res = NULL;
   json_t *spec = json_object_get(rec, "spec");
@@ -228,30 +223,32 @@ static void do_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   _cleanup_error_ bivy_error_t err = NULL;
   if (bivy_sv_spec_check(spec, &err) < 0 || bivy_sv_limits_to_resources(upd, &res, &err) < 0) {
     bivyd_client_send_error(c, "resize %s: %s", name, err->msg);
-    return;
+    return true;
   }
   bool live = false;
   struct bivyd_inst *in = mine(v, name) ? inst_find(name) : NULL;
   /* the owner applies it first (all or nothing), the record follows */
   if (in && inst_resize(in, upd, &live, &err) < 0) {
     bivyd_client_send_error(c, "resize %s: %s", name, err->msg);
-    return;
+    return true;
   }
   if (put_rec(name, rec, rev, &err) < 0) {
     bivyd_client_send_error(c, "resize %s: %s", name, err->msg);
-    return;
+    return true;
   }
-  if (in) bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", limits, "live", live));
-  json_t *out = json_pack("{s:o, s:b, s:s}", "instance", fresh_summary(name), "live", live, "node", owner(v, name) ?: "");
+  if (in) bivyd_event(in->name, "resize", json_pack("{s:O, s:b}", "limits", limits, "live", live));
+  json_t *out = json_pack("{s:o, s:b, s:s}", "instance", fresh_summary(name), "live", live, "node", cl_owner(v, name) ?: "");
   /* what is in force, read back (the owner is this node) */
   _cleanup_cgroup_ struct bivy_cgroup *cg = live ? inst_cgroup(in) : NULL;
   json_t *now = NULL;
   _cleanup_error_ bivy_error_t e2 = NULL;
   if (cg && bivy_cgroup_limits(cg, &now, &e2) == 0) json_object_set_new(out, "limits_now", now);
   reply(c, out);
+  return true;
 }
 
-static void do_ls(struct bivyd_client *c, struct cl_view *v) {
+bool cl_verb_ls(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+  (void)req;
   json_t *arr = json_array(), *nodes = json_array();
   const char *name;
   json_t *x;
@@ -265,31 +262,32 @@ static void do_ls(struct bivyd_client *c, struct cl_view *v) {
                                            nd[i].drained));
   free(nd);
   reply(c, json_pack("{s:o, s:o}", "instances", arr, "nodes", nodes));
+  return true;
 }
 
-static void do_migrate(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+bool cl_verb_migrate(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   const char *to = json_string_value(json_object_get(req, "to"));
   int64_t rev;
   if (name == NULL || to == NULL) {
     bivyd_client_send_error(c, "migrate: \"name\" and \"to\" are required (strings)");
-    return;
+    return true;
   }
   json_t *old = need_rec(c, v, "migrate", name, &rev);
-  if (old == NULL) return;
+  if (old == NULL) return true;
   if (!json_object_get(v->nodes, to)) {
     _cleanup_free_ char *l = node_list(v);
     bivyd_client_send_error(c, "migrate %s: --to: unknown node \"%s\" (live nodes: %s)", name, to, l ? l : "?");
-    return;
+    return true;
   }
   if (json_object_get(v->drain, to)) {
     bivyd_client_send_error(c, "migrate %s: --to: node %s is drained (bivy undrain %s)", name, to, to);
-    return;
+    return true;
   }
-  const char *from = owner(v, name);
+  const char *from = cl_owner(v, name);
   if (from && strcmp(from, to) == 0) {
     bivyd_client_send_error(c, "migrate %s: already on node %s", name, to);
-    return;
+    return true;
   }
   json_t *lim = json_object_get(json_object_get(old, "spec"), "limits");
   json_int_t m = json_integer_value(json_object_get(lim, "memory"));
@@ -299,7 +297,7 @@ static void do_migrate(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   free(nd);
   if (idx < 0) {
     bivyd_client_send_error(c, "migrate %s: --to: the instance's limits do not fit in node %s's free capacity", name, to);
-    return;
+    return true;
   }
   _cleanup_json_ json_t *rec = json_deep_copy(old);
   json_object_set_new(rec, "move_to", json_string(to));
@@ -307,24 +305,25 @@ static void do_migrate(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   _cleanup_error_ bivy_error_t err = NULL;
   if (put_rec(name, rec, rev, &err) < 0) {
     bivyd_client_send_error(c, "migrate %s: %s", name, err->msg);
-    return;
+    return true;
   }
   cluster_reconcile_now();
   reply(c, json_pack("{s:s, s:s, s:s}", "name", name, "from", from ? from : "", "to", to));
+  return true;
 }
 
-static void do_drain(struct bivyd_client *c, json_t *req, struct cl_view *v, bool drain) {
+static bool drain_verb(struct bivyd_client *c, json_t *req, struct cl_view *v, bool drain) {
   const char *verb = drain ? "drain" : "undrain";
   const char *node = json_string_value(json_object_get(req, "node"));
   if (node == NULL) {
     bivyd_client_send_error(c, "%s: \"node\" is required (a string)", verb);
-    return;
+    return true;
   }
   bool live = json_object_get(v->nodes, node) != NULL, drained = json_object_get(v->drain, node) != NULL;
   if (!live && !drained) {
     _cleanup_free_ char *l = node_list(v);
     bivyd_client_send_error(c, "%s: unknown node \"%s\" (live nodes: %s)", verb, node, l ? l : "?");
-    return;
+    return true;
   }
   _cleanup_free_ char *k = cl_key("drain", node);
   _cleanup_error_ bivy_error_t err = NULL;
@@ -333,7 +332,7 @@ static void do_drain(struct bivyd_client *c, json_t *req, struct cl_view *v, boo
   int r = drain ? etcd_put(&C.e, k, grace, 0, cl_timeout(), &err) : etcd_delete(&C.e, k, cl_timeout(), &err);
   if (r < 0) {
     bivyd_client_send_error(c, "%s %s: %s", verb, node, err->msg);
-    return;
+    return true;
   }
   json_t *moving = json_array();
   const char *name;
@@ -341,32 +340,18 @@ static void do_drain(struct bivyd_client *c, json_t *req, struct cl_view *v, boo
   json_object_foreach(v->owner, name, o) if (strcmp(json_string_value(o), node) == 0) json_array_append_new(moving, json_string(name));
   if (drain) cluster_reconcile_now();
   reply(c, json_pack("{s:s, s:b, s:o}", "node", node, "drained", drain, "instances", moving));
+  return true;
 }
 
-bool cluster_handle(struct bivyd_client *c, const char *verb, json_t *req) {
-  static const char *const mine_verbs[] = {"up", "down", "rm", "resize", "ls", "migrate", "drain", "undrain", "inspect", "logs", "restart"};
-  bool ours = false;
-  for (size_t i = 0; i < sizeof mine_verbs / sizeof mine_verbs[0]; i++) ours |= strcmp(verb, mine_verbs[i]) == 0;
-  if (!ours) return false;
+bool cl_verb_drain(struct bivyd_client *c, json_t *req, struct cl_view *v) { return drain_verb(c, req, v, true); }
+bool cl_verb_undrain(struct bivyd_client *c, json_t *req, struct cl_view *v) { return drain_verb(c, req, v, false); }
+
+/* inspect, logs, restart of an instance that is not here: say where it runs */
+bool cl_verb_elsewhere(struct bivyd_client *c, json_t *req, struct cl_view *v) {
+  const char *verb = json_string_value(json_object_get(req, "verb"));
   const char *name = json_string_value(json_object_get(req, "name"));
-  bool local_only = strcmp(verb, "inspect") == 0 || strcmp(verb, "logs") == 0 || strcmp(verb, "restart") == 0;
-  if (local_only && (name == NULL || inst_find(name))) return false;
-  struct cl_view v;
-  if (!load(c, verb, &v)) return true;
-  bool handled = true;
-  if (strcmp(verb, "up") == 0) do_up(c, req, &v);
-  else if (strcmp(verb, "down") == 0) handled = do_down(c, req, &v);
-  else if (strcmp(verb, "rm") == 0) handled = do_rm(c, req, &v);
-  else if (strcmp(verb, "resize") == 0) do_resize(c, req, &v);
-  else if (strcmp(verb, "ls") == 0) do_ls(c, &v);
-  else if (strcmp(verb, "migrate") == 0) do_migrate(c, req, &v);
-  else if (strcmp(verb, "drain") == 0) do_drain(c, req, &v, true);
-  else if (strcmp(verb, "undrain") == 0) do_drain(c, req, &v, false);
-  else { /* inspect, logs, restart of an instance that is not here */
-    const char *o = owner(&v, name);
-    if (o) bivyd_client_send_error(c, "%s %s: the instance runs on node %s: ask that node's bivyd", verb, name, o);
-    else handled = false;
-  }
-  cl_view_free(&v);
-  return handled;
+  const char *o = name ? cl_owner(v, name) : NULL;
+  if (o == NULL) return false;
+  bivyd_client_send_error(c, "%s %s: the instance runs on node %s: ask that node's bivyd", verb, name, o);
+  return true;
 }

@@ -1,8 +1,8 @@
-/* bivyd cluster mode (--cluster URL --node NAME): the desired instances, node membership
- * and instance ownership live in etcd; see cluster.c for the design and the keys.
- *   cluster.c        membership lease, fencing, reconciliation (ownership, placement, adoption)
- *   cluster-verbs.c  up/down/rm/resize/ls routed through etcd, migrate, drain, undrain
- *   fence-guard.c    a child that fences for a bivyd that died */
+/* bivyd layer 4 (cluster): cluster mode (--cluster URL --node NAME): the desired instances,
+ * node membership and instance ownership live in etcd; cluster.c has the design and the
+ * keys. This is the node's cluster state, its lease and fencing, joining and leaving;
+ * cluster-view.c reads the prefix, cluster-sync.c reconciles, fence-guard.c fences for a
+ * bivyd that died, and the control API's cluster-verbs.c routes requests through etcd. */
 #ifndef BIVYD_CLUSTER_H
 #define BIVYD_CLUSTER_H
 
@@ -11,11 +11,9 @@
 #include <stdint.h>
 
 #include "runtime/error.h"
-#include "runtime/cluster.h"
 #include "tools/bivyd/etcd.h"
 
 struct bivyd_inst;
-struct bivyd_client;
 
 #define CL_PREFIX "/bivy/"
 
@@ -67,38 +65,22 @@ int cluster_config(const char *urls, const char *node, const char *cpus, const c
 /* join: lease (reusing the previous one when it is still alive), membership, then the local
  * instances (insts_load when we still own them, else they are removed). */
 int cluster_start(bivy_error_t *err);
-void cluster_tick(uint64_t now_ns);
-uint64_t cluster_next_due(void); /* monotonic ns, 0 = none */
 /* bivyd stopping: hand every instance over (stop, release ownership, revoke the lease) */
 void cluster_shutdown(void);
-/* one reconciliation pass now (after a request), when the lease is fresh */
-void cluster_reconcile_now(void);
 
-/* fence-guard.c: a child that SIGKILLs our instances at the fencing deadline if bivyd
- * dies or hangs; update after each renewal and instance change (0 = disarm) */
-int fence_guard_start(bivy_error_t *err);
-void fence_guard_update(uint64_t deadline_ms);
+/* stop every instance of ours now: our lease may expire from here on */
+void cluster_fence(const char *why);
+/* renew the lease (or rejoin) now */
+void cluster_renew(uint64_t now_ms);
+/* the node's membership key, on our lease (refused while another live node has the name) */
+int cluster_register(bivy_error_t *err);
+/* hand the fence guard the deadline and this node's inits */
+void cluster_guard_update(void);
 
-/* verbs (cluster-verbs.c): true when handled (answered) */
-bool cluster_handle(struct bivyd_client *c, const char *verb, json_t *req);
-
-/* shared by cluster.c and cluster-verbs.c */
+/* shared by the cluster files */
 uint64_t cl_timeout(void);
 char *cl_key(const char *kind, const char *name);
 struct cl_loc *cl_loc_get(const char *name, bool create);
 void cl_loc_drop(const char *name);
-/* the cluster view: one range over CL_PREFIX, split by kind */
-struct cl_view {
-  json_t *nodes;   /* name -> node value (live members) */
-  json_t *drain;   /* name -> stop grace in ms (drained nodes) */
-  json_t *insts;   /* name -> {"rec": record, "rev": mod_revision} */
-  json_t *owner;   /* name -> node */
-  json_t *status;  /* name -> summary */
-};
-int cl_view_load(struct cl_view *v, bivy_error_t *err);
-void cl_view_free(struct cl_view *v);
-json_t *cl_summary(struct cl_view *v, const char *name); /* what ls shows for it */
-/* live nodes with what their instances use (placement input; names point into v) */
-struct bivy_cl_node *cl_nodes(struct cl_view *v, size_t *n);
 
 #endif

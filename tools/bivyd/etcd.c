@@ -1,14 +1,51 @@
-/* etcd v3 over the JSON gateway: see etcd.h. */
+/* bivyd layer 4 (cluster): the etcd v3 client over the JSON gateway (see etcd.h). */
 #include "tools/bivyd/etcd.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/cluster.h"
+#include "tools/bivyd/policy/placement-policy.h"
+
+/* libcurl is loaded when a cluster is configured, not linked: a single-node bivyd does not
+ * pay for it (and the dozens of libraries it brings) at every start. */
+static struct {
+  CURLcode (*global_init)(long);
+  CURL *(*easy_init)(void);
+  void (*easy_cleanup)(CURL *);
+  void (*easy_reset)(CURL *);
+  CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+  CURLcode (*easy_perform)(CURL *);
+  CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+  const char *(*easy_strerror)(CURLcode);
+  struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+  void (*slist_free_all)(struct curl_slist *);
+} cu;
+
+static int curl_load(bivy_error_t *err) {
+  if (cu.easy_perform) return 0;
+  void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) return bivy_error_plain(err, ENOENT, "--cluster: cannot load libcurl.so.4 (install libcurl4): %s", dlerror());
+  struct { void **fn; const char *name; } syms[] = {
+      {(void **)&cu.global_init, "curl_global_init"},   {(void **)&cu.easy_init, "curl_easy_init"},
+      {(void **)&cu.easy_cleanup, "curl_easy_cleanup"}, {(void **)&cu.easy_reset, "curl_easy_reset"},
+      {(void **)&cu.easy_setopt, "curl_easy_setopt"},   {(void **)&cu.easy_getinfo, "curl_easy_getinfo"},
+      {(void **)&cu.easy_strerror, "curl_easy_strerror"}, {(void **)&cu.slist_append, "curl_slist_append"},
+      {(void **)&cu.slist_free_all, "curl_slist_free_all"}, {(void **)&cu.easy_perform, "curl_easy_perform"}};
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+    *syms[i].fn = dlsym(h, syms[i].name);
+    if (*syms[i].fn == NULL) {
+      cu.easy_perform = NULL;
+      return bivy_error_plain(err, ENOENT, "--cluster: libcurl.so.4 has no %s", syms[i].name);
+    }
+  }
+  cu.global_init(CURL_GLOBAL_DEFAULT);
+  return 0;
+}
 
 struct buf {
   char *p;
@@ -32,12 +69,12 @@ int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err) {
   *e = (struct etcd){0};
   int r = bivy_cl_urls_parse(urls, &e->urls, err);
   if (r < 0) return r;
-  static bool inited;
-  if (!inited) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    inited = true;
+  if ((r = curl_load(err)) < 0) {
+    bivy_cl_urls_free(e->urls);
+    e->urls = NULL;
+    return r;
   }
-  e->curl = curl_easy_init();
+  e->curl = cu.easy_init();
   if (e->curl == NULL) {
     bivy_cl_urls_free(e->urls);
     e->urls = NULL;
@@ -47,7 +84,7 @@ int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err) {
 }
 
 void etcd_close(struct etcd *e) {
-  if (e->curl) curl_easy_cleanup(e->curl);
+  if (e->curl) cu.easy_cleanup(e->curl);
   bivy_cl_urls_free(e->urls);
   *e = (struct etcd){0};
 }
@@ -63,28 +100,28 @@ int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_m
   CURL *h = e->curl;
   struct buf b = {0};
   char ebuf[CURL_ERROR_SIZE] = "";
-  struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, txt);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in a process that supervises children */
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is never reached through a proxy from the environment */
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(h);
+  struct curl_slist *hdr = cu.slist_append(NULL, "Content-Type: application/json");
+  cu.easy_reset(h);
+  cu.easy_setopt(h, CURLOPT_URL, url);
+  cu.easy_setopt(h, CURLOPT_POSTFIELDS, txt);
+  cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  cu.easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  cu.easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+  cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  cu.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+  cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in a process that supervises children */
+  cu.easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is never reached through a proxy from the environment */
+  cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = cu.easy_perform(h);
   long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(hdr);
+  cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  cu.slist_free_all(hdr);
   _cleanup_free_ char *data = b.p;
   int r = 0;
   if (rc != CURLE_OK) {
     r = bivy_error_plain(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED, "etcd at %s unreachable: %s",
-                   e->urls[e->cur], ebuf[0] ? ebuf : curl_easy_strerror(rc));
+                   e->urls[e->cur], ebuf[0] ? ebuf : cu.easy_strerror(rc));
   } else {
     json_error_t je;
     json_t *j = data ? json_loads(data, 0, &je) : NULL;

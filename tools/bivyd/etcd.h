@@ -1,6 +1,7 @@
-/* A small etcd v3 client over etcd's JSON gateway (POST /v3/..., keys and values base64),
- * with libcurl. Every call is bounded by a timeout (milliseconds) so that bivyd's single
- * loop is never held longer than the caller allows (see bivy_cl_call_timeout). */
+/* bivyd layer 4 (cluster): a small etcd v3 client over etcd's JSON gateway (POST /v3/...,
+ * keys and values base64), with libcurl (loaded on first use). Every call is bounded by a
+ * timeout (milliseconds) so that bivyd's single loop is never held longer than the caller
+ * allows (see bivy_cl_call_timeout). */
 #ifndef BIVYD_ETCD_H
 #define BIVYD_ETCD_H
 

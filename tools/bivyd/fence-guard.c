@@ -1,4 +1,4 @@
-/* The fence guard: a small child of bivyd that outlives it. bivyd fences its instances
+/* bivyd layer 4 (cluster): the fence guard, a small child of bivyd that outlives it. bivyd fences its instances
  * itself when it cannot renew its lease, but a bivyd that is killed (SIGKILL, a crash)
  * fences nothing, while its lease expires and other nodes start its instances again. So
  * after each renewal bivyd tells the guard, over a pipe, the fencing deadline and the
@@ -6,6 +6,8 @@
  * deadline passes without a newer line — bivyd is dead or stuck — the guard SIGKILLs
  * those inits (each is pid 1 of its pid namespace: the whole instance goes) and, once bivyd
  * is gone (end of file), exits. "0\n" disarms it (bivyd leaving the cluster cleanly). */
+#include "tools/bivyd/fence-guard.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,8 +21,7 @@
 
 #include "runtime/state.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
-#include "tools/bivyd/cluster.h"
+#include "tools/bivyd/daemon-log.h"
 
 static int guard_fd = -1;
 static char last[8192];
@@ -107,13 +108,13 @@ int fence_guard_start(bivy_error_t *err) {
   return 0;
 }
 
-void fence_guard_update(uint64_t deadline_ms) {
+void fence_guard_update(uint64_t deadline_ms, const struct fence_target *t, size_t n) {
   if (guard_fd < 0) return;
   char line[sizeof last];
   size_t off = (size_t)snprintf(line, sizeof line, "%llu", (unsigned long long)deadline_ms);
-  for (struct bivyd_inst *in = D.insts; in && deadline_ms; in = in->next) {
-    if (in->removed || in->pidfd < 0 || in->pid <= 1 || off + 48 >= sizeof line) continue;
-    off += (size_t)snprintf(line + off, sizeof line - off, " %d:%llu", (int)in->pid, in->pid_start);
+  for (size_t i = 0; i < n && deadline_ms; i++) {
+    if (t[i].pid <= 1 || off + 48 >= sizeof line) continue;
+    off += (size_t)snprintf(line + off, sizeof line - off, " %d:%llu", (int)t[i].pid, t[i].start);
   }
   line[off++] = '\n';
   line[off] = '\0';

@@ -1,19 +1,29 @@
-/* The instance table, its durable state and the event stream.
+/* bivyd layer 2 (model): the instance table, durable records, summaries (see instance.h).
  * STATE/instances/NAME.json holds what must survive bivyd (and a reboot): the spec, whether
  * the user stopped it, the last pid + start time (for re-adoption) and the counters. It is
  * replaced atomically (temp file + rename) on every change. */
-#include <dirent.h>
+#include "tools/bivyd/instance.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/cleanup.h"
+#include "runtime/container.h"
 #include "runtime/state.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/conf.h"
+#include "tools/bivyd/daemon-log.h"
+#include "tools/bivyd/policy/scaling-policy.h"
+
+struct inst_table T;
+static void (*on_free[4])(struct bivyd_inst *);
+static size_t n_on_free;
 
 char *inst_path(const char *dir, const char *name, const char *suffix) {
   char *p = NULL;
@@ -22,7 +32,7 @@ char *inst_path(const char *dir, const char *name, const char *suffix) {
 }
 
 struct bivyd_inst *inst_find(const char *name) {
-  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
     if (!in->removed && strcmp(in->name, name) == 0) return in;
   return NULL;
 }
@@ -37,48 +47,44 @@ struct bivyd_inst *inst_new(const char *name, json_t *spec) {
   }
   in->spec = json_incref(spec);
   bivy_sv_restart_parse(json_string_value(json_object_get(spec, "restart")), &in->rp);
-  in->pidfd = in->oom_fd = in->probe_fd = in->log_fd = in->spare_pidfd = -1;
-  in->as_mem_fd = in->as_psi_mem_fd = in->as_psi_cpu_fd = -1;
+  in->pidfd = in->oom_fd = in->log_fd = in->spare_pidfd = -1;
   snprintf(in->cid, sizeof in->cid, "%s", name);
   in->warm = json_is_true(json_object_get(spec, "warm"));
   in->last_code = -1;
   in->state = S_EXITED;
-  in->w_pid = (struct watch){W_PIDFD, in};
-  in->w_oom = (struct watch){W_OOM, in};
-  in->w_probe = (struct watch){W_PROBE, in};
-  in->w_as_mem = (struct watch){W_AS_MEM, in};
-  in->w_as_psi_mem = (struct watch){W_AS_PSI_MEM, in};
-  in->w_as_psi_cpu = (struct watch){W_AS_PSI_CPU, in};
-  in->next = D.insts;
-  D.insts = in;
-  D.n_insts++;
+  in->next = T.insts;
+  T.insts = in;
+  T.n_insts++;
   return in;
 }
 
-void inst_free(struct bivyd_inst *in) {
-  health_stop(in);
-  as_disarm(in);
+int inst_on_free_add(void (*fn)(struct bivyd_inst *in)) {
+  if (n_on_free == sizeof on_free / sizeof on_free[0]) return -ENOSPC;
+  on_free[n_on_free++] = fn;
+  return 0;
+}
+
+static void inst_free(struct bivyd_inst *in) {
+  for (size_t i = 0; i < n_on_free; i++) on_free[i](in);
+  loop_timer_stop(&in->t_restart);
+  loop_timer_stop(&in->t_kill);
   if (in->spare_pidfd >= 0) close(in->spare_pidfd);
-  oom_unwatch(in);
-  if (in->pidfd >= 0) {
-    bivyd_watch_del(in->pidfd);
-    close(in->pidfd);
-  }
+  loop_watch_close(&in->oom_fd);
+  loop_watch_close(&in->pidfd);
   if (in->log_fd >= 0) close(in->log_fd);
   json_decref(in->spec);
   free(in->last_error);
-  free(in->probe_output);
   free(in->name);
   free(in);
 }
 
 void insts_reap(void) {
-  struct bivyd_inst **pp = &D.insts;
+  struct bivyd_inst **pp = &T.insts;
   while (*pp) {
     struct bivyd_inst *in = *pp;
     if (in->removed) {
       *pp = in->next;
-      D.n_insts--;
+      T.n_insts--;
       inst_free(in);
     } else {
       pp = &in->next;
@@ -96,6 +102,10 @@ const char *inst_state_name(const struct bivyd_inst *in) {
     case S_EXITED: return "exited";
   }
   return "unknown";
+}
+
+bool inst_running_like(const struct bivyd_inst *in) {
+  return in->state == S_RUNNING || in->state == S_STARTING || in->state == S_BACKOFF || in->state == S_STOPPING;
 }
 
 /* the state name as persisted: what to do with the instance when bivyd starts again */
@@ -139,7 +149,8 @@ void inst_remove_files(struct bivyd_inst *in) {
   }
 }
 
-static int load_one(const char *file, bivy_error_t *err) {
+int inst_load(const char *file, struct bivyd_inst **out, struct inst_record *rec, bivy_error_t *err) {
+  *out = NULL;
   _cleanup_free_ char *path = NULL, *text = NULL;
   size_t len = 0;
   if (asprintf(&path, "%s/instances/%s", D.state_dir, file) < 0) return bivy_error(err, ENOMEM, "load");
@@ -166,74 +177,10 @@ static int load_one(const char *file, bivy_error_t *err) {
   snprintf(in->started_at, sizeof in->started_at, "%s", json_string_value(json_object_get(j, "started_at")) ?: "");
   const char *cid = json_string_value(json_object_get(j, "cid"));
   if (cid && bivy_id_valid(cid) && strncmp(cid, name, strlen(name)) == 0) snprintf(in->cid, sizeof in->cid, "%s", cid);
-  /* a warm instance's spare (created, never started) from the previous bivyd goes */
-  if (in->warm) {
-    char other[sizeof in->cid];
-    snprintf(other, sizeof other, strcmp(in->cid, name) == 0 ? "%s.w" : "%s", name);
-    sv_delete_cid(other);
-  }
-  const char *st = json_string_value(json_object_get(j, "state")) ?: "running";
-  pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-  unsigned long long start = (unsigned long long)json_integer_value(json_object_get(j, "pid_start"));
-
-  if (strcmp(st, "exited") == 0) {
-    in->state = S_EXITED;
-    return 0;
-  }
-  if (strcmp(st, "stopped") == 0) {
-    /* Docker: "always" comes back when the daemon starts even after a manual stop;
-     * "unless-stopped" (and the others) stay down */
-    if (in->rp.policy == BIVY_SV_ALWAYS) {
-      in->user_stopped = false;
-      bivyd_event(in, "daemon-start", json_pack("{s:s}", "action", "start (always)"));
-      sv_start_or_backoff(in);
-    } else {
-      in->state = S_STOPPED;
-    }
-    return 0;
-  }
-  unsigned long long now_start = 0;
-  if (pid > 0 && bivy_proc_start_time(pid, &now_start) == 0 && now_start == start) {
-    sv_adopt(in, pid, start);
-    if (in->state == S_RUNNING && strcmp(st, "stopping") == 0) sv_stop(in, 10000);
-    else if (in->state == S_RUNNING) sv_prepare_spare(in);
-    return 0;
-  }
-  /* it died while nobody watched (bivyd down, or a reboot): the policy decides, with the
-   * exit status unknown (counted as a failure) */
-  sv_cleanup_container(in);
-  if (strcmp(st, "stopping") == 0) {
-    in->state = S_STOPPED;
-    inst_save(in);
-    return 0;
-  }
-  snprintf(in->last_exit, sizeof in->last_exit, "died-unsupervised");
-  in->last_code = -1;
-  if (bivy_sv_should_restart(&in->rp, true, in->failure_restarts)) {
-    in->restarts++;
-    in->failure_restarts++;
-    bivyd_event(in, "daemon-start", json_pack("{s:s}", "action", "restart (died while unsupervised)"));
-    sv_start_or_backoff(in);
-  } else {
-    in->state = S_EXITED;
-    bivyd_event(in, "daemon-start", json_pack("{s:s}", "action", "none (died while unsupervised)"));
-    inst_save(in);
-  }
-  return 0;
-}
-
-int insts_load(bivy_error_t *err) {
-  _cleanup_free_ char *dir = NULL;
-  if (asprintf(&dir, "%s/instances", D.state_dir) < 0) return bivy_error(err, ENOMEM, "load");
-  _cleanup_closedir_ DIR *d = opendir(dir);
-  if (d == NULL) return errno == ENOENT ? 0 : bivy_error_errno(err, "open %s", dir);
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    size_t n = strlen(e->d_name);
-    if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
-    _cleanup_error_ bivy_error_t e2 = NULL;
-    if (load_one(e->d_name, &e2) < 0) bivyd_log("skipping %s: %s", e->d_name, e2->msg);
-  }
+  snprintf(rec->state, sizeof rec->state, "%s", json_string_value(json_object_get(j, "state")) ?: "running");
+  rec->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+  rec->pid_start = (unsigned long long)json_integer_value(json_object_get(j, "pid_start"));
+  *out = in;
   return 0;
 }
 
@@ -259,60 +206,25 @@ json_t *inst_summary(struct bivyd_inst *in) {
   return j;
 }
 
-void bivyd_event(struct bivyd_inst *in, const char *type, json_t *extra) {
-  char ts[40];
-  bivyd_rfc3339(ts, sizeof ts);
-  json_t *ev = json_pack("{s:I, s:s, s:I, s:s, s:s}", "seq", (json_int_t)++D.event_seq, "time", ts, "mono_ns",
-                         (json_int_t)bivy_now_ns(), "name", in ? in->name : "", "type", type);
-  if (ev == NULL) {
-    json_decref(extra);
-    return;
+struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in) {
+  _cleanup_error_ bivy_error_t err = NULL;
+  _cleanup_json_ json_t *st = NULL;
+  struct bivy_cgroup *cg = NULL;
+  if (bivy_state_load(D.root, in->cid, &st, &err) < 0) return NULL;
+  json_t *cgj = json_object_get(st, "cgroup");
+  if (cgj == NULL || bivy_cgroup_from_json(cgj, &cg, &err) < 0) {
+    if (err && D.debug) bivyd_log("%s: cgroup: %s", in->name, err->msg);
+    return NULL;
   }
-  if (extra) json_object_update(ev, extra);
-  json_decref(extra);
-  _cleanup_free_ char *txt = json_dumps(ev, JSON_COMPACT);
-  if (txt && (D.debug || strcmp(type, "health") != 0)) bivyd_log("event %s", txt);
-  json_array_append(D.events, ev);
-  if (json_array_size(D.events) > EVENTS_KEEP) json_array_remove(D.events, 0);
-  for (struct bivyd_client *c = D.clients; c; c = c->next)
-    if (c->follow_events && !c->dead) bivyd_client_send(c, json_pack("{s:O}", "event", ev));
-  json_decref(ev);
+  return cg;
 }
 
-int inst_resize(struct bivyd_inst *in, json_t *upd, bool *live, bivy_error_t *err) {
-  *live = false;
-  /* the new desired spec, checked as a whole (autoscale bounds, host budget) */
-  _cleanup_json_ json_t *spec = json_deep_copy(in->spec);
-  json_t *limits = json_object_get(spec, "limits");
-  if (!json_is_object(limits)) {
-    limits = json_object();
-    json_object_set_new(spec, "limits", limits);
+void inst_signal(struct bivyd_inst *in, int sig) {
+  if (in->pidfd < 0) return;
+  if (sig == SIGKILL) {
+    /* everything in the cgroup, not only the init (daemonised children) */
+    _cleanup_error_ bivy_error_t err = NULL;
+    bivy_container_kill(D.root, in->cid, SIGKILL, true, &err);
   }
-  bivy_sv_limits_merge(limits, upd);
-  _cleanup_json_ json_t *res = NULL;
-  int r;
-  if ((r = bivy_sv_spec_check(spec, err)) < 0 || (r = bivy_sv_limits_to_resources(upd, &res, err)) < 0) return r;
-  if (in->state != S_STOPPED && in->state != S_EXITED && (r = as_budget_check(in, limits, err)) < 0) return r;
-  _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
-  if (cg) {
-    /* the same all-or-nothing path as `bivy update` */
-    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
-    if ((r = bivy_cgroup_update(cg, res, &o, err)) < 0) return r;
-    *live = true;
-    _cleanup_error_ bivy_error_t e2 = NULL;
-    _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
-    _cleanup_json_ json_t *st = NULL;
-    if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
-      bivy_cgroup_record_resources(st, res);
-      bivy_state_save(D.root, in->cid, st, &e2);
-    }
-  }
-  json_decref(in->spec);
-  in->spec = json_incref(spec);
-  inst_save(in);
-  if (in->spare_pidfd >= 0) { /* the spare was made with the old limits */
-    sv_drop_spare(in);
-    sv_prepare_spare(in);
-  }
-  return 0;
+  syscall(SYS_pidfd_send_signal, in->pidfd, sig, NULL, 0);
 }

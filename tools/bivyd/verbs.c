@@ -1,5 +1,8 @@
-/* Request handlers. Every request is {"verb": "...", ...}; every answer {"ok": true, ...}
+/* bivyd layer 5 (control API): the local verbs (single node, or an instance on this node).
+ * Every request is {"verb": "...", ...}; every answer {"ok": true, ...}
  * or {"ok": false, "error": "..."}. down and restart answer once the instance stopped. */
+#include "tools/bivyd/verbs.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,21 +13,25 @@
 #include "runtime/cleanup.h"
 #include "runtime/state.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
-#include "tools/bivyd/cluster.h"
+#include "tools/bivyd/autoscaler.h"
+#include "tools/bivyd/budget.h"
+#include "tools/bivyd/clients.h"
+#include "tools/bivyd/conf.h"
+#include "tools/bivyd/daemon-log.h"
+#include "tools/bivyd/event-stream.h"
+#include "tools/bivyd/health.h"
+#include "tools/bivyd/instance.h"
+#include "tools/bivyd/launch.h"
+#include "tools/bivyd/live-resize.h"
+#include "tools/bivyd/logfile.h"
+#include "tools/bivyd/policy/scaling-policy.h"
+#include "tools/bivyd/supervise.h"
 
 #ifndef BIVY_VERSION
 #define BIVY_VERSION "0.1.0"
 #endif
 
-static void ok(struct bivyd_client *c, json_t *extra) {
-  json_t *m = json_pack("{s:b}", "ok", 1);
-  if (extra) {
-    json_object_update(m, extra);
-    json_decref(extra);
-  }
-  bivyd_client_send(c, m);
-}
+#define ok bivyd_client_ok
 
 static struct bivyd_inst *need_inst(struct bivyd_client *c, json_t *req, const char *verb) {
   const char *name = json_string_value(json_object_get(req, "name"));
@@ -42,7 +49,7 @@ static void add_waiter(struct bivyd_inst *in, struct bivyd_client *c) {
   else ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
 }
 
-static void do_up(struct bivyd_client *c, json_t *req) {
+void verb_up(struct bivyd_client *c, json_t *req) {
   const char *name = json_string_value(json_object_get(req, "name"));
   if (name == NULL || !bivy_id_valid(name) || strlen(name) > 128) {
     bivyd_client_send_error(c, "up: name: must be 1-128 characters of [A-Za-z0-9_.+-]");
@@ -67,12 +74,12 @@ static void do_up(struct bivyd_client *c, json_t *req) {
       bivyd_client_send_error(c, "up %s: the instance is %s (bivy down it first)", name, inst_state_name(in));
       return;
     }
-    if (as_budget_check(in, json_object_get(copy, "limits"), &err) < 0) {
+    if (budget_check(in, json_object_get(copy, "limits"), &err) < 0) {
       bivyd_client_send_error(c, "up %s: %s", name, err->msg);
       return;
     }
     if (in) { /* a new spec for a stopped instance: same name, same address lease */
-      sv_drop_spare(in);
+      launch_drop_spare(in);
       json_decref(in->spec);
       in->spec = json_incref(copy);
       in->warm = json_is_true(json_object_get(copy, "warm"));
@@ -83,7 +90,7 @@ static void do_up(struct bivyd_client *c, json_t *req) {
         bivyd_client_send_error(c, "up %s: out of memory", name);
         return;
       }
-      bivyd_event(in, "up", NULL);
+      bivyd_event(in->name, "up", NULL);
       in->state = S_STOPPED;
       if (sv_start(in, &err) < 0) { /* a failed up leaves nothing behind */
         bivyd_client_send_error(c, "up %s: %s", name, err->msg);
@@ -102,12 +109,12 @@ static void do_up(struct bivyd_client *c, json_t *req) {
     bivyd_client_send_error(c, "up %s: the instance is already %s", name, inst_state_name(in));
     return;
   }
-  if (as_budget_check(in, json_object_get(in->spec, "limits"), &err) < 0) {
+  if (budget_check(in, json_object_get(in->spec, "limits"), &err) < 0) {
     bivyd_client_send_error(c, "up %s: %s", name, err->msg);
     return;
   }
   in->user_stopped = false;
-  in->due_restart = 0;
+  loop_timer_stop(&in->t_restart);
   in->failure_restarts = 0;
   in->quick_failures = 0;
   in->backoff_next_ms = 0;
@@ -127,7 +134,7 @@ static uint64_t timeout_of(json_t *req) {
   return json_is_integer(t) && json_integer_value(t) >= 0 ? (uint64_t)json_integer_value(t) : 10000;
 }
 
-static void do_down(struct bivyd_client *c, json_t *req) {
+void verb_down(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "down");
   if (in == NULL) return;
   in->restart_requested = false;
@@ -136,22 +143,22 @@ static void do_down(struct bivyd_client *c, json_t *req) {
   else ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
 }
 
-static void do_rm(struct bivyd_client *c, json_t *req) {
+void verb_rm(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "rm");
   if (in == NULL) return;
   if (in->state == S_RUNNING || in->state == S_STOPPING || in->state == S_STARTING) {
     bivyd_client_send_error(c, "rm %s: the instance is %s (bivy down it first)", in->name, inst_state_name(in));
     return;
   }
-  sv_drop_spare(in);
-  sv_cleanup_container(in);
+  launch_drop_spare(in);
+  launch_cleanup(in);
   inst_remove_files(in);
-  bivyd_event(in, "removed", NULL);
+  bivyd_event(in->name, "removed", NULL);
   in->removed = true;
   ok(c, NULL);
 }
 
-static void do_restart(struct bivyd_client *c, json_t *req) {
+void verb_restart(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "restart");
   if (in == NULL) return;
   if (in->state == S_RUNNING || in->state == S_STOPPING) {
@@ -162,7 +169,7 @@ static void do_restart(struct bivyd_client *c, json_t *req) {
   }
   _cleanup_error_ bivy_error_t err = NULL;
   in->user_stopped = false;
-  in->due_restart = 0;
+  loop_timer_stop(&in->t_restart);
   in->state = S_STARTING;
   if (sv_start(in, &err) < 0) {
     in->state = S_EXITED;
@@ -177,11 +184,12 @@ static int cmp_name(const void *a, const void *b) {
   return strcmp((*(struct bivyd_inst *const *)a)->name, (*(struct bivyd_inst *const *)b)->name);
 }
 
-static void do_ls(struct bivyd_client *c) {
+void verb_ls(struct bivyd_client *c, json_t *req) {
+  (void)req;
   json_t *arr = json_array();
-  struct bivyd_inst **v = calloc(D.n_insts + 1, sizeof *v);
+  struct bivyd_inst **v = calloc(T.n_insts + 1, sizeof *v);
   size_t n = 0;
-  for (struct bivyd_inst *in = D.insts; in && v; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in && v; in = in->next)
     if (!in->removed) v[n++] = in;
   if (v) qsort(v, n, sizeof *v, cmp_name);
   for (size_t i = 0; i < n; i++) json_array_append_new(arr, inst_summary(v[i]));
@@ -189,7 +197,7 @@ static void do_ls(struct bivyd_client *c) {
   ok(c, json_pack("{s:o}", "instances", arr));
 }
 
-static void do_inspect(struct bivyd_client *c, json_t *req) {
+void verb_inspect(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "inspect");
   if (in == NULL) return;
   json_t *j = inst_summary(in);
@@ -211,10 +219,7 @@ static void do_inspect(struct bivyd_client *c, json_t *req) {
     json_object_set_new(j, "uptime_ms", json_integer((json_int_t)((bivy_now_ns() - in->started_ns) / 1000000)));
   }
   if (in->last_error) json_object_set_new(j, "last_error", json_string(in->last_error));
-  if (json_object_get(in->spec, "health"))
-    json_object_set_new(j, "health_detail",
-                        json_pack("{s:s, s:i, s:s?}", "status", in->health, "failing_streak", (int)in->health_streak,
-                                  "last_error", in->probe_output));
+  if (json_object_get(in->spec, "health")) json_object_set_new(j, "health_detail", health_detail(in));
   _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
   if (cg) {
     _cleanup_error_ bivy_error_t err = NULL;
@@ -225,14 +230,14 @@ static void do_inspect(struct bivyd_client *c, json_t *req) {
   json_t *evs = json_array();
   size_t i;
   json_t *e;
-  json_array_foreach(D.events, i, e) if (strcmp(json_string_value(json_object_get(e, "name")), in->name) == 0)
+  json_array_foreach(events_recent(), i, e) if (strcmp(json_string_value(json_object_get(e, "name")), in->name) == 0)
       json_array_append(evs, e);
   while (json_array_size(evs) > 50) json_array_remove(evs, 0);
   json_object_set_new(j, "events", evs);
   ok(c, json_pack("{s:o}", "instance", j));
 }
 
-static void do_logs(struct bivyd_client *c, json_t *req) {
+void verb_logs(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "logs");
   if (in == NULL) return;
   json_t *t = json_object_get(req, "tail");
@@ -256,7 +261,7 @@ static void do_logs(struct bivyd_client *c, json_t *req) {
   }
 }
 
-static void do_resize(struct bivyd_client *c, json_t *req) {
+void verb_resize(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "resize");
   if (in == NULL) return;
   json_t *upd = json_object_get(req, "limits");
@@ -270,7 +275,7 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
     bivyd_client_send_error(c, "resize %s: %s", in->name, err->msg);
     return;
   }
-  bivyd_event(in, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(in->spec, "limits"), "live", live));
+  bivyd_event(in->name, "resize", json_pack("{s:O, s:b}", "limits", json_object_get(in->spec, "limits"), "live", live));
   json_t *out = json_pack("{s:o, s:b}", "instance", inst_summary(in), "live", live);
   _cleanup_cgroup_ struct bivy_cgroup *cg = live ? inst_cgroup(in) : NULL;
   json_t *lim = NULL;
@@ -279,7 +284,7 @@ static void do_resize(struct bivyd_client *c, json_t *req) {
   ok(c, out);
 }
 
-static void do_autoscale(struct bivyd_client *c, json_t *req) {
+void verb_autoscale(struct bivyd_client *c, json_t *req) {
   struct bivyd_inst *in = need_inst(c, req, "autoscale");
   if (in == NULL) return;
   json_t *pol = json_object_get(req, "autoscale");
@@ -314,11 +319,12 @@ static void do_autoscale(struct bivyd_client *c, json_t *req) {
   inst_save(in);
   if (json_is_null(pol)) as_off(in);
   else as_arm(in);
-  bivyd_event(in, "autoscale-policy", json_pack("{s:O}", "autoscale", pol));
+  bivyd_event(in->name, "autoscale-policy", json_pack("{s:O}", "autoscale", pol));
   ok(c, json_pack("{s:o}", "instance", inst_summary(in)));
 }
 
-static void do_metrics(struct bivyd_client *c) {
+void verb_metrics(struct bivyd_client *c, json_t *req) {
+  (void)req;
   _cleanup_free_ char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -330,34 +336,34 @@ static void do_metrics(struct bivyd_client *c) {
   fprintf(f, "# HELP bivyd_instances Instances by state.\n# TYPE bivyd_instances gauge\n");
   for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
     unsigned n = 0;
-    for (struct bivyd_inst *in = D.insts; in; in = in->next)
+    for (struct bivyd_inst *in = T.insts; in; in = in->next)
       if (!in->removed && strcmp(inst_state_name(in), states[s]) == 0) n++;
     fprintf(f, "bivyd_instances{state=\"%s\"} %u\n", states[s], n);
   }
   fprintf(f, "# HELP bivyd_instance_up 1 when the instance's init is running.\n# TYPE bivyd_instance_up gauge\n");
-  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
     if (!in->removed) fprintf(f, "bivyd_instance_up{name=\"%s\"} %d\n", in->name, in->state == S_RUNNING);
   fprintf(f, "# HELP bivyd_instance_restarts_total Restarts of the instance.\n# TYPE bivyd_instance_restarts_total counter\n");
-  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
     if (!in->removed) fprintf(f, "bivyd_instance_restarts_total{name=\"%s\"} %u\n", in->name, in->restarts);
   fprintf(f, "# HELP bivyd_instance_oom_kills_total OOM kills seen in the instance's cgroup.\n# TYPE bivyd_instance_oom_kills_total counter\n");
-  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
     if (!in->removed) fprintf(f, "bivyd_instance_oom_kills_total{name=\"%s\"} %llu\n", in->name, (unsigned long long)in->oom_kills);
   fprintf(f, "# HELP bivyd_instance_healthy 1 healthy, 0 unhealthy or starting (instances with a health check).\n# TYPE bivyd_instance_healthy gauge\n");
-  for (struct bivyd_inst *in = D.insts; in; in = in->next)
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
     if (!in->removed && in->health[0]) fprintf(f, "bivyd_instance_healthy{name=\"%s\"} %d\n", in->name, strcmp(in->health, "healthy") == 0);
-  fprintf(f, "# TYPE bivyd_restarts_total counter\nbivyd_restarts_total %llu\n", (unsigned long long)D.restarts_total);
-  fprintf(f, "# TYPE bivyd_starts_total counter\nbivyd_starts_total %llu\n", (unsigned long long)D.starts_total);
-  fprintf(f, "# TYPE bivyd_oom_kills_total counter\nbivyd_oom_kills_total %llu\n", (unsigned long long)D.oom_total);
+  fprintf(f, "# TYPE bivyd_restarts_total counter\nbivyd_restarts_total %llu\n", (unsigned long long)M.restarts_total);
+  fprintf(f, "# TYPE bivyd_starts_total counter\nbivyd_starts_total %llu\n", (unsigned long long)M.starts_total);
+  fprintf(f, "# TYPE bivyd_oom_kills_total counter\nbivyd_oom_kills_total %llu\n", (unsigned long long)M.oom_total);
   fprintf(f, "# TYPE bivyd_health_failures_total counter\nbivyd_health_failures_total %llu\n",
-          (unsigned long long)D.health_fail_total);
+          (unsigned long long)M.health_fail_total);
   fprintf(f, "# TYPE bivyd_autoscale_actions_total counter\nbivyd_autoscale_actions_total %llu\n",
-          (unsigned long long)D.autoscale_total);
+          (unsigned long long)M.autoscale_total);
   fprintf(f, "# TYPE bivyd_autoscale_refused_total counter\nbivyd_autoscale_refused_total %llu\n",
-          (unsigned long long)D.autoscale_refused_total);
+          (unsigned long long)M.autoscale_refused_total);
   fprintf(f, "# HELP bivyd_last_restart_latency_seconds From an exit seen to the new init running (last restart).\n"
              "# TYPE bivyd_last_restart_latency_seconds gauge\nbivyd_last_restart_latency_seconds %.6f\n",
-          (double)D.last_restart_latency_ns / 1e9);
+          (double)M.last_restart_latency_ns / 1e9);
   long rss_pages = 0;
   FILE *sm = fopen("/proc/self/statm", "re");
   if (sm) {
@@ -370,37 +376,30 @@ static void do_metrics(struct bivyd_client *c) {
   ok(c, json_pack("{s:s}", "text", buf));
 }
 
-static void do_events(struct bivyd_client *c, json_t *req) {
+void verb_events(struct bivyd_client *c, json_t *req) {
   const char *name = json_string_value(json_object_get(req, "name"));
   json_t *arr = json_array();
   size_t i;
   json_t *e;
-  json_array_foreach(D.events, i, e) if (name == NULL || strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+  json_array_foreach(events_recent(), i, e) if (name == NULL || strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
       json_array_append(arr, e);
   ok(c, json_pack("{s:o}", "events", arr));
   if (json_is_true(json_object_get(req, "follow"))) c->follow_events = true;
 }
 
-void bivyd_handle(struct bivyd_client *c, json_t *req) {
-  const char *verb = json_string_value(json_object_get(req, "verb"));
-  if (verb == NULL) {
-    bivyd_client_send_error(c, "request: \"verb\" is required (a string)");
-    return;
-  }
-  if (D.debug) bivyd_log("request from client %llu: %s", (unsigned long long)c->id, verb);
-  if (cluster_on() && cluster_handle(c, verb, req)) return; /* cluster mode: through etcd */
-  if (strcmp(verb, "up") == 0) do_up(c, req);
-  else if (strcmp(verb, "down") == 0) do_down(c, req);
-  else if (strcmp(verb, "rm") == 0) do_rm(c, req);
-  else if (strcmp(verb, "restart") == 0) do_restart(c, req);
-  else if (strcmp(verb, "ls") == 0) do_ls(c);
-  else if (strcmp(verb, "inspect") == 0) do_inspect(c, req);
-  else if (strcmp(verb, "logs") == 0) do_logs(c, req);
-  else if (strcmp(verb, "resize") == 0) do_resize(c, req);
-  else if (strcmp(verb, "autoscale") == 0) do_autoscale(c, req);
-  else if (strcmp(verb, "metrics") == 0) do_metrics(c);
-  else if (strcmp(verb, "events") == 0) do_events(c, req);
-  else if (strcmp(verb, "ping") == 0)
-    ok(c, json_pack("{s:s, s:i, s:i}", "version", BIVY_VERSION, "pid", (int)getpid(), "instances", (int)D.n_insts));
-  else bivyd_client_send_error(c, "request: unknown verb \"%.64s\"", verb);
+void verb_ping(struct bivyd_client *c, json_t *req) {
+  (void)req;
+  ok(c, json_pack("{s:s, s:i, s:i}", "version", BIVY_VERSION, "pid", (int)getpid(), "instances", (int)T.n_insts));
 }
+
+/* a down or restart finished: answer the clients that wait for it */
+static void answer_waiters(struct bivyd_inst *in, const char *error) {
+  for (int i = 0; i < in->n_waiters; i++) {
+    struct bivyd_client *c = bivyd_client_find(in->waiters[i]);
+    if (c == NULL) continue;
+    if (error) bivyd_client_send_error(c, "%s", error);
+    else bivyd_client_send(c, json_pack("{s:b, s:o}", "ok", 1, "instance", inst_summary(in)));
+  }
+}
+
+void verbs_init(void) { sv_on_settled(answer_waiters); }

@@ -1,5 +1,5 @@
-/* Pure decisions of bivyd's cluster mode: see cluster.h. */
-#include "runtime/cluster.h"
+/* bivyd layer 0 (policy): pure decisions of cluster mode (see placement-policy.h). */
+#include "tools/bivyd/policy/placement-policy.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* bivyd: the bivy supervisor. One process, one thread, one epoll loop: the control socket,
- * a pidfd per instance (exit detection), an OOM fd per instance, health probes, and a
- * single timerfd for every back-off, stop and health deadline. See bivyd.h for the files. */
+/* bivyd layer 5 (control API): the bivy supervisor's main: options, start-up (state lock,
+ * module registration, adoption or joining the cluster), the loop, shutdown. One process,
+ * one thread, one epoll loop; the layers and their files are drawn in HACKING.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -20,15 +20,28 @@
 
 #include "runtime/cleanup.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/autoscaler.h"
+#include "tools/bivyd/clients.h"
+#include "tools/bivyd/cluster-sync.h"
 #include "tools/bivyd/cluster.h"
+#include "tools/bivyd/conf.h"
+#include "tools/bivyd/daemon-log.h"
+#include "tools/bivyd/follow.h"
+#include "tools/bivyd/health.h"
+#include "tools/bivyd/instance.h"
+#include "tools/bivyd/logfile.h"
+#include "tools/bivyd/loop.h"
+#include "tools/bivyd/policy/instance-policy.h"
+#include "tools/bivyd/readopt.h"
+#include "tools/bivyd/server.h"
+#include "tools/bivyd/supervise.h"
+#include "tools/bivyd/verbs.h"
 
 #ifndef BIVY_VERSION
 #define BIVY_VERSION "0.1.0"
 #endif
 
-struct bivyd D;
-static int sig_pipe[2] = {-1, -1};
+static int lock_fd = -1;
 
 static const char usage[] =
     "Usage: bivyd [OPTIONS]\n"
@@ -66,56 +79,6 @@ static const char usage[] =
     "  --version             print the version\n"
     "  -h, --help            this help\n";
 
-void bivyd_rfc3339(char *buf, size_t len) {
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
-}
-
-static void vlog(const char *level, const char *fmt, va_list ap) {
-  char ts[40];
-  bivyd_rfc3339(ts, sizeof ts);
-  fprintf(stderr, "bivyd %s %s", ts, level);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-}
-
-void bivyd_log(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vlog("", fmt, ap);
-  va_end(ap);
-}
-
-void bivyd_debug(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vlog("debug: ", fmt, ap);
-  va_end(ap);
-}
-
-uint64_t bivyd_now_ms(void) { return bivy_now_ns() / 1000000; }
-
-int bivyd_watch_add(int fd, uint32_t events, struct watch *w) {
-  struct epoll_event ev = {.events = events, .data.ptr = w};
-  return epoll_ctl(D.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
-void bivyd_watch_del(int fd) {
-  if (fd >= 0) epoll_ctl(D.epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static void on_signal(int sig) {
-  char c = (char)sig;
-  int saved = errno;
-  ssize_t w = write(sig_pipe[1], &c, 1);
-  (void)w;
-  errno = saved;
-}
-
 static int setup(bivy_error_t *err) {
   int r;
   if ((r = bivy_mkdir_p(D.state_dir, 0700, err)) < 0) return r;
@@ -126,10 +89,10 @@ static int setup(bivy_error_t *err) {
   if ((r = bivy_mkdir_p(idir, 0700, err)) < 0 || (r = bivy_mkdir_p(ldir, 0700, err)) < 0 ||
       (r = bivy_mkdir_p(bdir, 0700, err)) < 0)
     return r;
-  D.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (D.lock_fd < 0) return bivy_error_errno(err, "open %s", lock);
+  lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return bivy_error_errno(err, "open %s", lock);
   /* one daemon per state dir: two would fight over the same instances */
-  if (flock(D.lock_fd, LOCK_EX | LOCK_NB) < 0)
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0)
     return bivy_error(err, errno == EWOULDBLOCK ? EBUSY : errno, "--state-dir %s: another bivyd uses it", D.state_dir);
   D.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (D.devnull < 0) return bivy_error_errno(err, "open /dev/null");
@@ -137,104 +100,19 @@ static int setup(bivy_error_t *err) {
    * children: we return to our own after each probe */
   D.self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   if (D.self_pidns < 0) return bivy_error_errno(err, "open /proc/self/ns/pid");
-  D.epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (D.epfd < 0) return bivy_error_errno(err, "epoll_create1");
-  D.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (D.timer_fd < 0) return bivy_error_errno(err, "timerfd_create");
-  D.w_timer = (struct watch){W_TIMER, NULL};
-  bivyd_watch_add(D.timer_fd, EPOLLIN, &D.w_timer);
-  if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return bivy_error_errno(err, "pipe2");
-  D.sig_fd = sig_pipe[0];
-  D.w_sig = (struct watch){W_SIGNAL, NULL};
-  bivyd_watch_add(D.sig_fd, EPOLLIN, &D.w_sig);
-  /* a handler, not a blocked mask + signalfd: instances inherit the signal mask of the
-   * process that clones them, handlers are reset by execve */
-  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  D.events = json_array();
+  if ((r = loop_init(err)) < 0) return r;
+  /* the modules: each registers its callbacks with the layers below */
+  loop_idle_add(bivyd_clients_reap);
+  loop_idle_add(insts_reap);
+  logfile_init();
+  health_init();
+  as_init();
+  follow_init();
+  verbs_init();
   return 0;
 }
 
-static void arm_timer(void) {
-  uint64_t due = sv_next_due();
-  uint64_t cdue = cluster_next_due();
-  if (cdue && (!due || cdue < due)) due = cdue;
-  struct itimerspec its = {0};
-  if (due) {
-    its.it_value.tv_sec = (time_t)(due / 1000000000ull);
-    its.it_value.tv_nsec = (long)(due % 1000000000ull);
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
-  }
-  timerfd_settime(D.timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-static void loop(void) {
-  struct epoll_event evs[64];
-  while (!D.quit) {
-    arm_timer();
-    int n = epoll_wait(D.epfd, evs, 64, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      bivyd_log("epoll_wait: %s", strerror(errno));
-      break;
-    }
-    for (int i = 0; i < n; i++) {
-      struct watch *w = evs[i].data.ptr;
-      switch (w->kind) {
-        case W_LISTEN: bivyd_server_accept(); break;
-        case W_CLIENT: bivyd_client_event(w->ptr, evs[i].events); break;
-        case W_SIGNAL: {
-          char buf[16];
-          ssize_t k = read(D.sig_fd, buf, sizeof buf);
-          for (ssize_t j = 0; j < k; j++)
-            if (buf[j] != SIGHUP) D.quit = true;
-          break;
-        }
-        case W_TIMER: {
-          uint64_t x;
-          ssize_t k = read(D.timer_fd, &x, sizeof x);
-          (void)k;
-          break;
-        }
-        case W_PIDFD: {
-          struct bivyd_inst *in = w->ptr;
-          if (!in->removed) sv_exited(in);
-          break;
-        }
-        case W_OOM: {
-          struct bivyd_inst *in = w->ptr;
-          if (!in->removed) oom_event(in);
-          break;
-        }
-        case W_PROBE: {
-          struct bivyd_inst *in = w->ptr;
-          if (!in->removed) health_probe_event(in, evs[i].events);
-          break;
-        }
-        case W_AS_MEM:
-        case W_AS_PSI_MEM:
-        case W_AS_PSI_CPU: {
-          struct bivyd_inst *in = w->ptr;
-          if (!in->removed) as_event(in, w->kind);
-          break;
-        }
-      }
-    }
-    sv_timers(bivy_now_ns());
-    cluster_tick(bivy_now_ns());
-    bivyd_clients_reap();
-    insts_reap();
-  }
-}
-
 int main(int argc, char **argv) {
-  D = (struct bivyd){.root = "/run/bivy", .state_dir = "/var/lib/bivy", .socket_path = "/run/bivy/bivyd.sock",
-                     .cgroup_parent = "bivyd", .max_backoff_ms = BIVY_SV_DEFAULT_MAX_BACKOFF_MS,
-                     .log_max = 1024 * 1024, .epfd = -1, .listen_fd = -1, .sig_fd = -1, .timer_fd = -1,
-                     .lock_fd = -1, .devnull = -1, .self_pidns = -1};
   enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION, O_BMEM, O_BCPU,
          O_CLUSTER, O_NODE, O_NODE_CPUS, O_NODE_MEM, O_LEASE_TTL };
   const char *cl_urls = NULL, *cl_node = NULL, *cl_cpus = NULL, *cl_mem = NULL, *cl_ttl = NULL;
@@ -270,7 +148,7 @@ int main(int argc, char **argv) {
         D.cgroup_parent = optarg;
         break;
       case O_BACKOFF:
-        if (bivy_sv_duration_parse(optarg, &D.max_backoff_ms) < 0 || D.max_backoff_ms < BIVY_SV_BACKOFF_FIRST_MS) {
+        if (bivy_parse_duration(optarg, &D.max_backoff_ms) < 0 || D.max_backoff_ms < BIVY_SV_BACKOFF_FIRST_MS) {
           fprintf(stderr, "bivyd: --max-backoff: invalid duration \"%s\" (at least 100ms)\n", optarg);
           return 2;
         }
@@ -347,13 +225,14 @@ int main(int argc, char **argv) {
     unlink(D.socket_path);
     return 1;
   }
-  bivyd_log("ready: socket %s, state %s, root %s, %zu instances", D.socket_path, D.state_dir, D.root, D.n_insts);
+  if (cluster_on()) cluster_sync_init();
+  bivyd_log("ready: socket %s, state %s, root %s, %zu instances", D.socket_path, D.state_dir, D.root, T.n_insts);
   sd_notify(0, "READY=1\nSTATUS=supervising");
-  loop();
+  loop_run();
   sd_notify(0, "STOPPING=1");
   if (cluster_on()) cluster_shutdown();
   else bivyd_log("stopping (instances keep running; a new bivyd re-adopts them)");
-  for (struct bivyd_inst *in = D.insts; in; in = in->next) sv_detach(in);
+  for (struct bivyd_inst *in = T.insts; in; in = in->next) sv_detach(in);
   unlink(D.socket_path);
   return 0;
 }

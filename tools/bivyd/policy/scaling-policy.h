@@ -1,4 +1,4 @@
-/* Automatic vertical scaling policy (bivyd's autoscaler, tools/bivyd/autoscale.c): the
+/* bivyd layer 0 (policy): automatic vertical scaling (bivyd's tools/bivyd/autoscaler.c): the
  * per-instance bounds, their text form for the CLI, and the decisions as pure functions
  * (unit-tested; no I/O).
  *
@@ -11,8 +11,8 @@
  * instance is throttled. After `quiet_ms` without a grow or a pressure signal, a limit shrinks
  * to what is used plus 25 % headroom, never below min, and only when that saves at least
  * 10 % or goes back to min (hysteresis); the next shrink waits another quiet window. */
-#ifndef BIVY_AUTOSCALE_H
-#define BIVY_AUTOSCALE_H
+#ifndef BIVYD_SCALING_POLICY_H
+#define BIVYD_SCALING_POLICY_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
-/* Autoscale policy: parsing, validation and the grow/shrink decisions (see autoscale.h). */
-#include "runtime/autoscale.h"
+/* bivyd layer 0 (policy): autoscale policy: parsing, validation and the grow/shrink decisions (see scaling-policy.h). */
+#include "tools/bivyd/policy/scaling-policy.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
-#include "runtime/supervise.h"
 #include "runtime/util.h"
 
 #define MIB (1024ull * 1024)
@@ -61,7 +60,7 @@ int bivy_as_parse(const char *text, json_t **out, bivy_error_t *err) {
       json_object_set_new(j, "cpus", json_pack("{s:f, s:f}", "min", a, "max", b));
     } else if (strcmp(key, "quiet") == 0) {
       uint64_t ms;
-      if (bivy_sv_duration_parse(val, &ms) < 0)
+      if (bivy_parse_duration(val, &ms) < 0)
         return bivy_error(err, 0, "quiet: \"%s\" is not a duration (e.g. 30s)", val);
       json_object_set_new(j, "quiet_ms", json_integer((json_int_t)ms));
     } else {

@@ -1,8 +1,11 @@
-/* Instance logs: the init's stdout and stderr are one O_APPEND file, STATE/logs/NAME.log,
- * written by the instance directly (no pipe through bivyd: a service keeps logging, and
- * never gets SIGPIPE or blocks, while bivyd is down or restarting). bivyd caps its size
- * by copy-truncate into NAME.log.1 (one old file kept), serves --tail from both files and
- * follows the current one for `logs -f`. */
+/* bivyd layer 3 (supervision): instance log files: capture, size-capped rotation, tail.
+ * The init's stdout and stderr are one O_APPEND file, STATE/logs/NAME.log, written by the
+ * instance directly (no pipe through bivyd: a service keeps logging, and never gets SIGPIPE
+ * or blocks, while bivyd is down or restarting). bivyd caps its size by copy-truncate into
+ * NAME.log.1 (one old file kept) and serves --tail from both files; the control API follows
+ * the current one for `logs -f`. */
+#include "tools/bivyd/logfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +17,10 @@
 
 #include "runtime/cleanup.h"
 #include "runtime/util.h"
-#include "tools/bivyd/bivyd.h"
+#include "tools/bivyd/conf.h"
+#include "tools/bivyd/daemon-log.h"
+#include "tools/bivyd/instance.h"
+#include "tools/bivyd/loop.h"
 
 int logs_open(struct bivyd_inst *in, bivy_error_t *err) {
   if (in->log_fd >= 0) return 0;
@@ -47,8 +53,12 @@ static void rotate(struct bivyd_inst *in) {
   if (ftruncate(src, 0) < 0) bivyd_log("%s: truncate log: %s", in->name, strerror(errno));
 }
 
-void logs_rotate_all(void) {
-  for (struct bivyd_inst *in = D.insts; in; in = in->next) {
+#define ROTATE_CHECK_NS (250ull * 1000000)
+static struct loop_timer t_rotate;
+
+static void rotate_all(struct loop_timer *t, uint64_t now) {
+  loop_timer_set(t, now + ROTATE_CHECK_NS);
+  for (struct bivyd_inst *in = T.insts; in; in = in->next) {
     if (in->removed) continue;
     struct stat st;
     _cleanup_free_ char *p = inst_path("logs", in->name, ".log");
@@ -108,24 +118,7 @@ int logs_tail(const char *name, long lines, char **out, size_t *len, bivy_error_
   return 0;
 }
 
-void logs_follow_tick(void) {
-  for (struct bivyd_client *c = D.clients; c; c = c->next) {
-    if (c->dead || c->follow_logs == NULL) continue;
-    _cleanup_free_ char *p = inst_path("logs", c->follow_logs, ".log");
-    _cleanup_close_ int fd = p ? open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-    if (fd < 0) continue;
-    struct stat st;
-    if (fstat(fd, &st) < 0) continue;
-    if ((uint64_t)st.st_ino != c->log_ino || st.st_size < c->log_off) { /* rotated */
-      c->log_ino = st.st_ino;
-      c->log_off = 0;
-    }
-    while (c->log_off < st.st_size && !c->dead) {
-      char buf[65536];
-      ssize_t k = pread(fd, buf, sizeof buf, c->log_off);
-      if (k <= 0) break;
-      c->log_off += k;
-      bivyd_client_send(c, json_pack("{s:o}", "data", json_text(buf, (size_t)k)));
-    }
-  }
+void logfile_init(void) {
+  t_rotate.fn = rotate_all;
+  loop_timer_set(&t_rotate, bivy_now_ns() + ROTATE_CHECK_NS);
 }

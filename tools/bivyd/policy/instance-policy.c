@@ -1,7 +1,7 @@
-/* Supervision policy: restart policies, back-off, durations, instance specs (supervise.h). */
-#include "runtime/supervise.h"
+/* bivyd layer 0 (policy): restart policies, back-off, durations, instance specs (instance-policy.h). */
+#include "tools/bivyd/policy/instance-policy.h"
 
-#include "runtime/autoscale.h"
+#include "tools/bivyd/policy/scaling-policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,24 +67,6 @@ uint64_t bivy_sv_backoff(uint64_t *next_ms, uint64_t ran_ms, uint64_t cap_ms) {
   uint64_t n = *next_ms == 0 ? BIVY_SV_BACKOFF_FIRST_MS : *next_ms * 2;
   *next_ms = n > cap_ms ? cap_ms : n;
   return delay;
-}
-
-int bivy_sv_duration_parse(const char *s, uint64_t *ms) {
-  if (s == NULL || *s == '\0') return -EINVAL;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || !isfinite(v) || v < 0 || *s == '-' || *s == '+') return -EINVAL;
-  double mul;
-  if (*end == '\0' || strcmp(end, "s") == 0) mul = 1000;
-  else if (strcmp(end, "ms") == 0) mul = 1;
-  else if (strcmp(end, "m") == 0) mul = 60000;
-  else if (strcmp(end, "h") == 0) mul = 3600000;
-  else return -EINVAL;
-  double r = v * mul;
-  if (r > 1e15) return -ERANGE;
-  *ms = (uint64_t)(r + 0.5);
-  return 0;
 }
 
 /* ---- specs ---- */

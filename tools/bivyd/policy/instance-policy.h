@@ -1,4 +1,4 @@
-/* Supervision policy shared by bivyd (tools/bivyd/) and its client verbs (tools/bivy/up.c,
+/* bivyd layer 0 (policy): supervision policy shared by bivyd (tools/bivyd/) and its client verbs (tools/bivy/up.c,
  * resize.c, ...): restart policies and back-off as Docker defines them, durations, the
  * instance spec that `bivy up` sends and bivyd keeps, and the config.json bivyd generates
  * from it. Pure functions (no I/O except reading a bundle's config.json / seccomp file).
@@ -15,8 +15,8 @@
  *   "max_backoff_ms": N (optional; the daemon's --max-backoff otherwise)
  *   "warm":    true: keep a created spare container so that a restart is only a start
  *              (rootfs, net none/host only) */
-#ifndef BIVY_SUPERVISE_H
-#define BIVY_SUPERVISE_H
+#ifndef BIVYD_INSTANCE_POLICY_H
+#define BIVYD_INSTANCE_POLICY_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -51,9 +51,6 @@ bool bivy_sv_should_restart(const struct bivy_sv_restart *r, bool failed, unsign
 /* Delay before the next restart, given how long the instance ran and the back-off state
  * *next_ms (0 initially): returns the delay and advances *next_ms. */
 uint64_t bivy_sv_backoff(uint64_t *next_ms, uint64_t ran_ms, uint64_t cap_ms);
-
-/* "250ms", "2s", "1.5s", "1m", "1h", "3" (seconds) -> milliseconds; -EINVAL / -ERANGE. */
-int bivy_sv_duration_parse(const char *s, uint64_t *ms);
 
 /* Check and normalise a spec in place (defaults filled: restart "no", health timings).
  * Errors name the field: "spec.health.retries: must be 1-1000". */

@@ -1,9 +1,9 @@
-/* Pure decisions of bivyd's cluster mode (tools/bivyd/cluster.c), kept apart so that unit
+/* bivyd layer 0 (policy): pure decisions of cluster mode (tools/bivyd/cluster*.c), kept apart so that unit
  * tests check them without etcd: placement, the fencing deadline, the per-call timeout,
  * --cluster URL lists, node names, base64 (etcd's JSON gateway carries keys and values in
  * base64). */
-#ifndef BIVY_CLUSTER_H
-#define BIVY_CLUSTER_H
+#ifndef BIVYD_PLACEMENT_POLICY_H
+#define BIVYD_PLACEMENT_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>

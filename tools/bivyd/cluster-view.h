@@ -1,0 +1,25 @@
+/* bivyd layer 4 (cluster): the cluster view: one range read over CL_PREFIX, split by kind. */
+#ifndef BIVYD_CLUSTER_VIEW_H
+#define BIVYD_CLUSTER_VIEW_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "runtime/error.h"
+#include "tools/bivyd/policy/placement-policy.h"
+
+struct cl_view {
+  json_t *nodes;   /* name -> node value (live members) */
+  json_t *drain;   /* name -> stop grace in ms (drained nodes) */
+  json_t *insts;   /* name -> {"rec": record, "rev": mod_revision} */
+  json_t *owner;   /* name -> node */
+  json_t *status;  /* name -> summary */
+};
+int cl_view_load(struct cl_view *v, bivy_error_t *err);
+void cl_view_free(struct cl_view *v);
+const char *cl_owner(struct cl_view *v, const char *name); /* NULL = none */
+json_t *cl_summary(struct cl_view *v, const char *name);    /* what ls shows for it */
+/* live nodes with what their instances use (placement input; names point into v) */
+struct bivy_cl_node *cl_nodes(struct cl_view *v, size_t *n);
+
+#endif
