@@ -1,4 +1,4 @@
-/* Autoscale policy (runtime/autoscale.c): parsing, validation, formatting and the pure
+/* Autoscale policy (tools/bivyd/policy/scaling-policy.c): parsing, validation, formatting and the pure
  * grow/shrink/budget decisions bivyd's autoscaler applies. */
 #include <criterion/criterion.h>
 #include <stdint.h>

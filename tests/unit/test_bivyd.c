@@ -1,4 +1,4 @@
-/* bivyd's policy code (runtime/supervise.c): restart policies, back-off, durations, specs,
+/* bivyd's policy code (tools/bivyd/policy/instance-policy.c): restart policies, back-off, durations, specs,
  * limits, and the config generated for an instance. */
 #include <criterion/criterion.h>
 #include <errno.h>

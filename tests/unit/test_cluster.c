@@ -1,4 +1,4 @@
-/* Cluster mode decisions (runtime/cluster.c): placement, fencing timing, --cluster URLs,
+/* Cluster mode decisions (tools/bivyd/policy/placement-policy.c): placement, fencing timing, --cluster URLs,
  * node names, base64. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
