@@ -17,8 +17,9 @@ CFLAGS += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(PKG_CFLAGS) -MMD 
           -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2
 LDFLAGS ?=
 LDLIBS := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lpthread -lm
-# bivyd only: sd_notify readiness
-BIVYD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
+# bivyd only: nothing; libcurl (cluster mode) and libsystemd (sd_notify under a service
+# manager) are dlopen()ed when used (dlopen is in glibc)
+BIVYD_LIBS :=
 # bivyd --cluster: the etcd client (tools/bivyd/etcd.c) dlopen()s libcurl in cluster mode
 # only, so a single-node bivyd starts without loading it (headers only at build time)
 ifeq ($(SAN),1)

@@ -421,7 +421,8 @@ json_t *bivy_cgroup_to_json(const struct bivy_cgroup *cg) {
   return json_pack("{s:s, s:s, s:o}", "mode", bivy_cgroup_mode_name(cg->mode), "path", cg->path, "hierarchies", hs);
 }
 
-int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err) {
+/* memory_only: open only the directory serving the memory controller */
+static int from_json(json_t *j, bool memory_only, struct bivy_cgroup **out, bivy_error_t *err) {
   _cleanup_cgroup_ struct bivy_cgroup *cg = cg_new();
   if (cg == NULL) return bivy_error(err, ENOMEM, "cgroup");
   const char *mode = NULL, *path = NULL;
@@ -446,8 +447,6 @@ int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err
     if ((h->dir = strdup(dir)) == NULL) return bivy_error(err, ENOMEM, "cgroup");
     h->v2 = v2;
     h->created = created;
-    h->fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (h->fd < 0 && errno != ENOENT) return bivy_error_errno(err, "open cgroup %s", dir);
     if (v2) cg->v2 = (int)cg->nh;
     size_t k;
     json_t *cj;
@@ -458,10 +457,21 @@ int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err
           cg->ctrl[c] = (int)cg->nh;
         }
     }
+    h->fd = -1;
+    if (!memory_only || (h->ctrls & (1u << CG_MEMORY))) {
+      h->fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (h->fd < 0 && errno != ENOENT) return bivy_error_errno(err, "open cgroup %s", dir);
+    }
     cg->nh++;
   }
   *out = steal_pointer(&cg);
   return 0;
+}
+
+int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err) { return from_json(j, false, out, err); }
+
+int bivy_cgroup_memory_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err) {
+  return from_json(j, true, out, err);
 }
 
 /* ---- processes ---- */

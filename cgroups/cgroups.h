@@ -48,6 +48,9 @@ int bivy_cgroup_enter(struct bivy_cgroup *cg, pid_t pid, bivy_error_t *err);
 /* Serialise to / reopen from the container state. */
 json_t *bivy_cgroup_to_json(const struct bivy_cgroup *cg);
 int bivy_cgroup_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err);
+/* The same, opening only the directory that serves the memory controller: enough for the
+ * OOM counter and notification (bivy_cgroup_oom_*), one open instead of one per hierarchy. */
+int bivy_cgroup_memory_from_json(json_t *j, struct bivy_cgroup **out, bivy_error_t *err);
 
 /* Pids in the cgroup (recursive). *pids is malloc'd. */
 int bivy_cgroup_pids(struct bivy_cgroup *cg, pid_t **pids, size_t *n, bivy_error_t *err);

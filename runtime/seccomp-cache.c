@@ -18,15 +18,6 @@
 #include "runtime/seccomp-internal.h"
 #include "runtime/util.h"
 
-uint64_t bivy_scmp_fnv1a(uint64_t h, const void *data, size_t len) {
-  const unsigned char *p = data;
-  for (size_t i = 0; i < len; i++) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 static void scmp_version(uint32_t v[3]) {
   const struct scmp_version *sv = seccomp_version();
   v[0] = sv ? sv->major : 0;
@@ -37,8 +28,8 @@ static void scmp_version(uint32_t v[3]) {
 uint64_t bivy_scmp_cache_key(const char *canon, size_t len) {
   uint32_t meta[5] = {BIVY_SCMP_CACHE_VERSION, seccomp_arch_native(), 0, 0, 0};
   scmp_version(&meta[2]);
-  uint64_t h = bivy_scmp_fnv1a(BIVY_FNV_OFFSET, meta, sizeof meta);
-  return bivy_scmp_fnv1a(h, canon, len);
+  uint64_t h = bivy_fnv1a_add(BIVY_FNV_OFFSET, meta, sizeof meta);
+  return bivy_fnv1a_add(h, canon, len);
 }
 
 char *bivy_scmp_cache_path(const char *dir, uint64_t key) {
@@ -88,7 +79,7 @@ int bivy_scmp_cache_load(const char *dir, const char *canon, size_t len, struct 
   if (h.n_insns == 0 || h.n_insns > BPF_MAXINSNS) return 0;
   if (size != sizeof h + len + h.n_insns * sizeof(struct sock_filter)) return 0;
   const char *text = buf + sizeof h;
-  if (bivy_scmp_fnv1a(BIVY_FNV_OFFSET, text, size - sizeof h) != h.checksum) return 0;
+  if (bivy_fnv1a_add(BIVY_FNV_OFFSET, text, size - sizeof h) != h.checksum) return 0;
   /* the whole profile, not only its hash, must be the one we are preparing */
   if (memcmp(text, canon, len) != 0) return 0;
 
@@ -117,7 +108,7 @@ int bivy_scmp_cache_store(const char *dir, const char *canon, size_t len, const 
   char *text = buf + sizeof h;
   memcpy(text, canon, len);
   memcpy(text + len, prog, prog_size);
-  h.checksum = bivy_scmp_fnv1a(BIVY_FNV_OFFSET, text, len + prog_size);
+  h.checksum = bivy_fnv1a_add(BIVY_FNV_OFFSET, text, len + prog_size);
   memcpy(buf, &h, sizeof h);
   /* atomic: a concurrent start reads the old entry, the new one, or nothing; never half */
   r = bivy_write_file_atomic(path, buf, total, 0600, err);

@@ -79,9 +79,6 @@ struct bivy_scmp_cache_header {
   uint64_t checksum; /* FNV-1a 64 over text and program */
 };
 
-/* FNV-1a 64, chainable: h = bivy_scmp_fnv1a(h, data, len), start with BIVY_FNV_OFFSET. */
-#define BIVY_FNV_OFFSET 0xcbf29ce484222325ull
-uint64_t bivy_scmp_fnv1a(uint64_t h, const void *data, size_t len);
 
 /* Key of a profile: hash of the canonical text, the native architecture, the libseccomp
  * version and the cache format version. Only names the file: a hit also compares the

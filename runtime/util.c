@@ -194,3 +194,12 @@ int bivy_parse_duration(const char *s, uint64_t *ms) {
   *ms = (uint64_t)(r + 0.5);
   return 0;
 }
+
+uint64_t bivy_fnv1a_add(uint64_t h, const void *data, size_t len) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < len; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}

@@ -28,6 +28,12 @@ int bivy_rm_rf(const char *path, bivy_error_t *err);
 int bivy_parse_size(const char *s, int64_t *out);
 /* "250ms", "2s", "1.5s", "1m", "1h", "3" (seconds) -> milliseconds; -EINVAL / -ERANGE. */
 int bivy_parse_duration(const char *s, uint64_t *ms);
+
+/* FNV-1a 64 (fingerprints of caches and records, not cryptographic), chainable:
+ * h = bivy_fnv1a_add(h, data, len), starting with BIVY_FNV_OFFSET; bivy_fnv1a is one call. */
+#define BIVY_FNV_OFFSET 0xcbf29ce484222325ull
+uint64_t bivy_fnv1a_add(uint64_t h, const void *data, size_t len);
+static inline uint64_t bivy_fnv1a(const void *data, size_t len) { return bivy_fnv1a_add(BIVY_FNV_OFFSET, data, len); }
 /* The reverse, exact: 268435456 -> "256M", 1536 -> "1536" ... largest whole k/M/G/T unit. */
 void bivy_format_size(uint64_t bytes, char *buf, size_t len);
 /* Strict decimal parse of a whole string into a signed 64-bit integer. */

@@ -131,6 +131,27 @@ test_kill9_bivyd_readopts() {
   assert_eq "$("$BIVY" --root "$T/broot" list -q | sort | tr '\n' ' ')" "a b c "
 }
 
+# sd_notify only under a service manager: without NOTIFY_SOCKET bivyd maps no libsystemd; with
+# it, READY=1 arrives once the socket answers and the instances are re-adopted, STOPPING=1 at
+# SIGTERM
+test_service_notify() {
+  start_bivyd
+  bv up a --rootfs "$ROOTFS" --restart always -- sleep 1000 >/dev/null
+  ! grep -q libsystemd "/proc/$BIVYD_PID/maps" || fail "libsystemd loaded without NOTIFY_SOCKET"
+  kill -TERM "$BIVYD_PID"; wait "$BIVYD_PID" 2>/dev/null || true
+  "$HELPERS/notify-recv" "$T/notify" 2 20 >"$T/notify.out" &
+  local rp=$!
+  wait_for test -S "$T/notify"
+  NOTIFY_SOCKET=$T/notify start_bivyd
+  wait_for grep -q READY=1 "$T/notify.out"
+  assert_eq "$(bv inspect a | jq -r .adopted)" "true" "READY=1 after re-adoption"
+  grep -q libsystemd "/proc/$BIVYD_PID/maps" || fail "NOTIFY_SOCKET set but libsystemd not loaded"
+  kill -TERM "$BIVYD_PID"; wait "$BIVYD_PID" 2>/dev/null || true
+  wait "$rp" || fail "no second notification: $(cat "$T/notify.out")"
+  assert_eq "$(cat "$T/notify.out")" "READY=1;STATUS=supervising
+STOPPING=1"
+}
+
 # the pid recorded in bivyd's durable state (works while bivyd is down)
 field_pid_from_state() { jq -r .pid "$T/state/instances/$1.json"; }
 

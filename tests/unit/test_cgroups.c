@@ -117,6 +117,15 @@ Test(cgroups_driver, lifecycle, .init = cg_setup, .fini = cg_teardown) {
   cr_assert_not_null(j);
   struct bivy_cgroup *cg3 = NULL;
   cr_assert_eq(bivy_cgroup_from_json(j, &cg3, &err), 0, "%s", err ? err->msg : "");
+  /* the memory-only reopen: the memory directory open, no other, and the OOM counter reads */
+  _cleanup_cgroup_ struct bivy_cgroup *cgm = NULL;
+  cr_assert_eq(bivy_cgroup_memory_from_json(j, &cgm, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq(cgm->nh, cg3->nh);
+  for (size_t i = 0; i < cgm->nh; i++)
+    cr_assert_eq(cgm->h[i].fd >= 0, (cgm->h[i].ctrls & (1u << CG_MEMORY)) != 0, "%s", cgm->h[i].dir);
+  uint64_t ooms = 1;
+  cr_assert_eq(bivy_cgroup_oom_count(cgm, &ooms, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq(ooms, 0);
 
   bool frozen = true;
   cr_assert_eq(bivy_cgroup_is_frozen(cg3, &frozen, &err), 0);

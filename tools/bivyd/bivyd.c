@@ -14,7 +14,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +33,7 @@
 #include "tools/bivyd/policy/instance-policy.h"
 #include "tools/bivyd/readopt.h"
 #include "tools/bivyd/server.h"
+#include "tools/bivyd/service-notify.h"
 #include "tools/bivyd/supervise.h"
 #include "tools/bivyd/verbs.h"
 
@@ -227,9 +227,9 @@ int main(int argc, char **argv) {
   }
   if (cluster_on()) cluster_sync_init();
   bivyd_log("ready: socket %s, state %s, root %s, %zu instances", D.socket_path, D.state_dir, D.root, T.n_insts);
-  sd_notify(0, "READY=1\nSTATUS=supervising");
+  service_notify("READY=1\nSTATUS=supervising");
   loop_run();
-  sd_notify(0, "STOPPING=1");
+  service_notify("STOPPING=1");
   if (cluster_on()) cluster_shutdown();
   else bivyd_log("stopping (instances keep running; a new bivyd re-adopts them)");
   for (struct bivyd_inst *in = T.insts; in; in = in->next) sv_detach(in);

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "runtime/util.h"
@@ -16,12 +17,15 @@ void bivyd_rfc3339(char *buf, size_t len) {
   snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
 }
 
+/* one write(2) per line (stderr is unbuffered): lines from bivyd and its instances' runtime
+ * calls never interleave mid-line in a shared log */
 static void vlog(const char *level, const char *fmt, va_list ap) {
   char ts[40];
   bivyd_rfc3339(ts, sizeof ts);
-  fprintf(stderr, "bivyd %s %s", ts, level);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  fprintf(stderr, "bivyd %s %s%s\n", ts, level, msg ? msg : fmt);
+  free(msg);
 }
 
 void bivyd_log(const char *fmt, ...) {

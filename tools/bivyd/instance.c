@@ -130,9 +130,13 @@ int inst_save(struct bivyd_inst *in) {
   if (j) json_object_set_new(j, "cid", json_string(in->cid));
   _cleanup_free_ char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
   if (path == NULL || txt == NULL) return -ENOMEM;
+  size_t len = strlen(txt);
+  uint64_t sum = bivy_fnv1a(txt, len);
+  if (sum == in->saved_sum) return 0; /* the file holds this already (a re-adoption, say) */
   _cleanup_error_ bivy_error_t err = NULL;
-  int r = bivy_write_file_atomic(path, txt, strlen(txt), 0600, &err);
+  int r = bivy_write_file_atomic(path, txt, len, 0600, &err);
   if (r < 0) bivyd_log("%s: save state: %s", in->name, err->msg);
+  in->saved_sum = r < 0 ? 0 : sum;
   return r;
 }
 
@@ -180,6 +184,7 @@ int inst_load(const char *file, struct bivyd_inst **out, struct inst_record *rec
   snprintf(rec->state, sizeof rec->state, "%s", json_string_value(json_object_get(j, "state")) ?: "running");
   rec->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
   rec->pid_start = (unsigned long long)json_integer_value(json_object_get(j, "pid_start"));
+  in->saved_sum = bivy_fnv1a(text, len);
   *out = in;
   return 0;
 }
@@ -206,18 +211,31 @@ json_t *inst_summary(struct bivyd_inst *in) {
   return j;
 }
 
-struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in) {
+json_t *inst_runtime_state(struct bivyd_inst *in) {
   _cleanup_error_ bivy_error_t err = NULL;
-  _cleanup_json_ json_t *st = NULL;
-  struct bivy_cgroup *cg = NULL;
+  json_t *st = NULL;
   if (bivy_state_load(D.root, in->cid, &st, &err) < 0) return NULL;
-  json_t *cgj = json_object_get(st, "cgroup");
-  if (cgj == NULL || bivy_cgroup_from_json(cgj, &cg, &err) < 0) {
+  return st;
+}
+
+static struct bivy_cgroup *cgroup_of(struct bivyd_inst *in, json_t *st, bool memory_only) {
+  _cleanup_error_ bivy_error_t err = NULL;
+  _cleanup_json_ json_t *own = st ? NULL : inst_runtime_state(in);
+  json_t *cgj = json_object_get(st ? st : own, "cgroup");
+  struct bivy_cgroup *cg = NULL;
+  int r = cgj == NULL ? -ENOENT
+          : memory_only ? bivy_cgroup_memory_from_json(cgj, &cg, &err)
+                        : bivy_cgroup_from_json(cgj, &cg, &err);
+  if (r < 0) {
     if (err && D.debug) bivyd_log("%s: cgroup: %s", in->name, err->msg);
     return NULL;
   }
   return cg;
 }
+
+struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in) { return cgroup_of(in, NULL, false); }
+
+struct bivy_cgroup *inst_memory_cgroup(struct bivyd_inst *in, json_t *st) { return cgroup_of(in, st, true); }
 
 void inst_signal(struct bivyd_inst *in, int sig) {
   if (in->pidfd < 0) return;

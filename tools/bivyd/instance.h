@@ -70,6 +70,7 @@ struct bivyd_inst {
   struct scaling_state *as;
   char ip[64];              /* address from the runtime state (bridge) */
 
+  uint64_t saved_sum;       /* FNV-1a of the record as last written or read: unchanged, not rewritten */
   int log_fd;               /* O_APPEND log file, open only while starting the init */
   uint64_t waiters[8];      /* clients waiting for down/restart to finish (their ids) */
   int n_waiters;
@@ -99,6 +100,12 @@ json_t *inst_summary(struct bivyd_inst *in);
 /* The instance's cgroup, reopened from the runtime state (kept open it would cost a
  * directory fd per controller per instance). NULL if none. Caller frees. */
 struct bivy_cgroup *inst_cgroup(struct bivyd_inst *in);
+/* The runtime state (state.json) of the instance's container, NULL if none; caller frees.
+ * Read it once and hand it to the functions below when several need it. */
+json_t *inst_runtime_state(struct bivyd_inst *in);
+/* Its cgroup with only the memory controller's directory open (OOM counting and
+ * notification), from st, or from the runtime state when st is NULL. Caller frees. */
+struct bivy_cgroup *inst_memory_cgroup(struct bivyd_inst *in, json_t *st);
 /* signal the init; SIGKILL goes to everything in the cgroup (daemonised children too) */
 void inst_signal(struct bivyd_inst *in, int sig);
 

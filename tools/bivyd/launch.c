@@ -35,11 +35,8 @@ const char *launch_other_cid(const char *name, const char *cid, char *buf, size_
   return buf;
 }
 
-void launch_read_ip(struct bivyd_inst *in) {
+void launch_read_ip(struct bivyd_inst *in, json_t *st) {
   in->ip[0] = '\0';
-  _cleanup_error_ bivy_error_t err = NULL;
-  _cleanup_json_ json_t *st = NULL;
-  if (bivy_state_load(D.root, in->cid, &st, &err) < 0) return;
   const char *ip = json_string_value(json_object_get(json_object_get(st, "net"), "ip"));
   if (ip) snprintf(in->ip, sizeof in->ip, "%s", ip);
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <jansson.h>
 
 #include "runtime/error.h"
 
@@ -27,7 +28,8 @@ void launch_drop_spare(struct bivyd_inst *in);
 int launch_start_spare(struct bivyd_inst *in, pid_t *pid, int *pidfd);
 /* the spare's ID of a warm instance named name whose container in use is cid */
 const char *launch_other_cid(const char *name, const char *cid, char *buf, size_t len);
-/* the address from the runtime state (bridge mode), for ls and health probes */
-void launch_read_ip(struct bivyd_inst *in);
+/* the address from the runtime state st (bridge mode; inst_runtime_state), for ls and
+ * health probes */
+void launch_read_ip(struct bivyd_inst *in, json_t *st);
 
 #endif

@@ -11,7 +11,7 @@
 #include "tools/bivyd/loop.h"
 
 static uint64_t oom_count(struct bivyd_inst *in) {
-  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_cgroup(in);
+  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_memory_cgroup(in, NULL);
   if (cg == NULL) return in->oom_last;
   _cleanup_error_ bivy_error_t err = NULL;
   uint64_t n = 0;
@@ -31,10 +31,10 @@ static void oom_ready(struct loop_watch *w, uint32_t events) {
   }
 }
 
-void oom_watch(struct bivyd_inst *in) {
+void oom_watch(struct bivyd_inst *in, json_t *st) {
   oom_unwatch(in);
   _cleanup_error_ bivy_error_t err = NULL;
-  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_cgroup(in);
+  _cleanup_cgroup_ struct bivy_cgroup *cg = inst_memory_cgroup(in, st);
   if (cg == NULL) return;
   bivy_cgroup_oom_count(cg, &in->oom_base, &err);
   in->oom_last = in->oom_base;

@@ -4,10 +4,12 @@
 #define BIVYD_OOM_WATCH_H
 
 #include <stdbool.h>
+#include <jansson.h>
 
 struct bivyd_inst;
 
-void oom_watch(struct bivyd_inst *in);
+/* st: the runtime state (inst_runtime_state), or NULL to read it here */
+void oom_watch(struct bivyd_inst *in, json_t *st);
 void oom_unwatch(struct bivyd_inst *in);
 /* at exit: were there OOM kills since the watch began? (counts them, unwatches) */
 bool oom_on_exit(struct bivyd_inst *in);

@@ -45,11 +45,9 @@ static int load_one(const char *file, bivy_error_t *err) {
     }
     return 0;
   }
-  unsigned long long now_start = 0;
-  if (rec.pid > 0 && bivy_proc_start_time(rec.pid, &now_start) == 0 && now_start == rec.pid_start) {
-    sv_adopt(in, rec.pid, rec.pid_start);
-    if (in->state == S_RUNNING && strcmp(st, "stopping") == 0) sv_stop(in, 10000);
-    else if (in->state == S_RUNNING) launch_prepare_spare(in);
+  if (rec.pid > 0 && sv_adopt(in, rec.pid, rec.pid_start)) {
+    if (strcmp(st, "stopping") == 0) sv_stop(in, 10000);
+    else launch_prepare_spare(in);
     return 0;
   }
   /* it died while nobody watched (bivyd down, or a reboot): the policy decides, with the

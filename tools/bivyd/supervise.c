@@ -63,8 +63,9 @@ static void watch_pid(struct bivyd_inst *in, pid_t pid, int pidfd, bool adopted)
 
 /* what runs beside a running instance: OOM watch, health probes, autoscaler */
 static void arm_running(struct bivyd_inst *in) {
-  launch_read_ip(in);
-  oom_watch(in);
+  _cleanup_json_ json_t *st = inst_runtime_state(in); /* read once for both */
+  launch_read_ip(in, st);
+  oom_watch(in, st);
   health_arm(in, true);
   as_arm(in);
 }
@@ -260,14 +261,14 @@ void sv_stop(struct bivyd_inst *in, uint64_t timeout_ms) {
   }
 }
 
-void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
+bool sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
   int fd = pidfd_open_(pid);
   unsigned long long now_start = 0;
-  /* the pid may have been reused between the check and pidfd_open: check again */
+  /* the pidfd pins the process: if its start time matches the record's now, it is the
+   * instance's init and not a reuse of its pid */
   if (fd < 0 || bivy_proc_start_time(pid, &now_start) < 0 || now_start != start) {
     if (fd >= 0) close(fd);
-    in->state = S_EXITED;
-    return;
+    return false;
   }
   in->pid_start = start;
   watch_pid(in, pid, fd, true);
@@ -276,6 +277,7 @@ void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start) {
   arm_running(in);
   inst_save(in);
   bivyd_event(in->name, "adopted", json_pack("{s:i}", "pid", (int)pid));
+  return true;
 }
 
 void sv_detach(struct bivyd_inst *in) {

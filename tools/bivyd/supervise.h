@@ -5,6 +5,7 @@
 #ifndef BIVYD_SUPERVISE_H
 #define BIVYD_SUPERVISE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,8 +21,9 @@ void sv_start_or_backoff(struct bivyd_inst *in);
 void sv_start_fresh(struct bivyd_inst *in);
 /* SIGTERM (SIGKILL for 0), SIGKILL at the deadline; no more restarts */
 void sv_stop(struct bivyd_inst *in, uint64_t timeout_ms);
-/* watch an init that is not our child (bivyd restarted): pid + start time checked */
-void sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start);
+/* watch an init that is not our child (bivyd restarted): pid + start time checked; false
+ * (nothing changed) when that process is gone */
+bool sv_adopt(struct bivyd_inst *in, pid_t pid, unsigned long long start);
 /* stop watching (the instance keeps running) */
 void sv_detach(struct bivyd_inst *in);
 /* fn(in, NULL) when a stop or restart that clients wait for finished, fn(in, why) if the
