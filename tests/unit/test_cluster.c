@@ -77,6 +77,17 @@ Test(cluster_fence, calls_end_before_the_deadline) {
   cr_assert_eq(bivy_cl_call_timeout(6000, 5000, 500), 0);
 }
 
+Test(cluster_fence, endpoint_attempts_share_the_call) {
+  /* 500 ms over three members: a third each, the last one gets what is left */
+  cr_assert_eq(bivy_cl_attempt_ms(500, 3), 166);
+  cr_assert_eq(bivy_cl_attempt_ms(334, 2), 167);
+  cr_assert_eq(bivy_cl_attempt_ms(167, 1), 167);
+  /* never less than the minimum while there is time, never more than what is left */
+  cr_assert_eq(bivy_cl_attempt_ms(150, 3), BIVY_CL_ATTEMPT_MIN_MS);
+  cr_assert_eq(bivy_cl_attempt_ms(60, 3), 60);
+  cr_assert_eq(bivy_cl_attempt_ms(0, 3), 0);
+}
+
 Test(cluster_urls, parse) {
   char **u = NULL;
   bivy_error_t err = NULL;

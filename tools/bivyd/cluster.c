@@ -140,6 +140,8 @@ static int64_t saved_lease(void) {
 }
 
 static void renewed(uint64_t sent_ms) {
+  if (C.lease_fresh && sent_ms - C.last_ok_send_ms > C.renew_gap_max_ms) C.renew_gap_max_ms = sent_ms - C.last_ok_send_ms;
+  C.renewals++;
   C.last_ok_send_ms = sent_ms;
   C.fence_at_ms = bivy_cl_fence_at(sent_ms, C.ttl_ms, C.margin_ms);
   C.lease_fresh = true;
@@ -212,6 +214,7 @@ void cluster_renew(uint64_t now) {
       return;
     }
     if (etcd_lease_keepalive(&C.e, C.lease, to, &ttl, &err) < 0) {
+      C.renew_failures++;
       if (D.debug) bivyd_debug("cluster: renew: %s", err->msg);
       return;
     }
@@ -332,4 +335,27 @@ void cluster_shutdown(void) {
   json_decref(C.pending);
   etcd_close(&C.e);
   C.on = false;
+}
+
+void cluster_metrics(FILE *f) {
+  fprintf(f, "# HELP bivyd_cluster_lease_renewals_total Successful lease renewals.\n"
+             "# TYPE bivyd_cluster_lease_renewals_total counter\nbivyd_cluster_lease_renewals_total %llu\n",
+          (unsigned long long)C.renewals);
+  fprintf(f, "# HELP bivyd_cluster_lease_renew_failures_total Renewal calls that failed (no etcd member answered in time).\n"
+             "# TYPE bivyd_cluster_lease_renew_failures_total counter\nbivyd_cluster_lease_renew_failures_total %llu\n",
+          (unsigned long long)C.renew_failures);
+  fprintf(f, "# HELP bivyd_cluster_lease_renew_gap_max_seconds Longest time between two successful renewals.\n"
+             "# TYPE bivyd_cluster_lease_renew_gap_max_seconds gauge\nbivyd_cluster_lease_renew_gap_max_seconds %.3f\n",
+          (double)C.renew_gap_max_ms / 1e3);
+  fprintf(f, "# HELP bivyd_cluster_etcd_attempts_total etcd requests sent, one per endpoint tried.\n"
+             "# TYPE bivyd_cluster_etcd_attempts_total counter\nbivyd_cluster_etcd_attempts_total %llu\n",
+          (unsigned long long)C.e.calls);
+  fprintf(f, "# TYPE bivyd_cluster_etcd_failed_attempts_total counter\nbivyd_cluster_etcd_failed_attempts_total %llu\n",
+          (unsigned long long)C.e.failed_attempts);
+  fprintf(f, "# HELP bivyd_cluster_etcd_failovers_total Moves to the next etcd endpoint within a call.\n"
+             "# TYPE bivyd_cluster_etcd_failovers_total counter\nbivyd_cluster_etcd_failovers_total %llu\n",
+          (unsigned long long)C.e.failovers);
+  fprintf(f, "# HELP bivyd_cluster_etcd_endpoint The etcd endpoint in use.\n# TYPE bivyd_cluster_etcd_endpoint gauge\n"
+             "bivyd_cluster_etcd_endpoint{url=\"%s\"} 1\n",
+          etcd_url(&C.e));
 }

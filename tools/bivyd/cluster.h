@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "runtime/error.h"
 #include "tools/bivyd/etcd.h"
@@ -55,6 +56,8 @@ struct cluster {
   bool fenced;          /* instances stopped by fencing, lease not confirmed since */
   struct cl_loc *locs;
   json_t *pending;      /* names reported pending (one event each) */
+  /* renewals: successful ones, failed calls, the longest time between two successful sends */
+  uint64_t renewals, renew_failures, renew_gap_max_ms;
 };
 extern struct cluster C;
 
@@ -76,6 +79,9 @@ void cluster_renew(uint64_t now_ms);
 int cluster_register(bivy_error_t *err);
 /* hand the fence guard the deadline and this node's inits */
 void cluster_guard_update(void);
+
+/* the cluster section of `metrics` (Prometheus text) */
+void cluster_metrics(FILE *f);
 
 /* shared by the cluster files */
 uint64_t cl_timeout(void);

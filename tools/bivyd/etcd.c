@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "runtime/cleanup.h"
+#include "runtime/util.h"
 #include "tools/bivyd/policy/placement-policy.h"
 
 /* libcurl is loaded when a cluster is configured, not linked: a single-node bivyd does not
@@ -91,12 +92,13 @@ void etcd_close(struct etcd *e) {
 
 const char *etcd_url(const struct etcd *e) { return e->urls ? e->urls[e->cur] : ""; }
 
-int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err) {
-  *resp = NULL;
-  if (timeout_ms == 0) return bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
-  _cleanup_free_ char *txt = json_dumps(body, JSON_COMPACT);
+/* One attempt on the current endpoint. *retry: another member may answer (no connection,
+ * no answer in time, or the member could not serve it: HTTP 5xx, e.g. no leader). */
+static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t timeout_ms, json_t **resp, bool *retry,
+                    bivy_error_t *err) {
   _cleanup_free_ char *url = NULL;
-  if (txt == NULL || asprintf(&url, "%s%s", e->urls[e->cur], path) < 0) return bivy_error(err, ENOMEM, "etcd %s", path);
+  *retry = false;
+  if (asprintf(&url, "%s%s", e->urls[e->cur], path) < 0) return bivy_error(err, ENOMEM, "etcd %s", path);
   CURL *h = e->curl;
   struct buf b = {0};
   char ebuf[CURL_ERROR_SIZE] = "";
@@ -118,27 +120,57 @@ int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_m
   cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   cu.slist_free_all(hdr);
   _cleanup_free_ char *data = b.p;
-  int r = 0;
   if (rc != CURLE_OK) {
-    r = bivy_error_plain(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED, "etcd at %s unreachable: %s",
-                   e->urls[e->cur], ebuf[0] ? ebuf : cu.easy_strerror(rc));
-  } else {
-    json_error_t je;
-    json_t *j = data ? json_loads(data, 0, &je) : NULL;
-    if (!json_is_object(j)) {
-      json_decref(j);
-      r = bivy_error_plain(err, EPROTO, "etcd at %s: %s answered HTTP %ld, not JSON (is it etcd v3?)", e->urls[e->cur], path,
-                     status);
-    } else if (status != 200) {
-      const char *m = json_string_value(json_object_get(j, "error")) ?: json_string_value(json_object_get(j, "message"));
-      r = bivy_error_plain(err, EIO, "etcd at %s: %s: HTTP %ld: %s", e->urls[e->cur], path, status, m ? m : "error");
-      json_decref(j);
-    } else {
-      *resp = j;
-    }
+    *retry = true;
+    return bivy_error_plain(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED, "etcd at %s unreachable: %s",
+                            e->urls[e->cur], ebuf[0] ? ebuf : cu.easy_strerror(rc));
   }
-  /* the next call tries the next endpoint (no retry here: the caller's time is bounded) */
-  if (r < 0 && r != -EIO && e->urls[1]) e->cur = e->urls[e->cur + 1] ? e->cur + 1 : 0;
+  json_error_t je;
+  json_t *j = data ? json_loads(data, 0, &je) : NULL;
+  if (!json_is_object(j)) {
+    json_decref(j);
+    *retry = true;
+    return bivy_error_plain(err, EPROTO, "etcd at %s: %s answered HTTP %ld, not JSON (is it etcd v3?)", e->urls[e->cur],
+                            path, status);
+  }
+  if (status != 200) {
+    const char *m = json_string_value(json_object_get(j, "error")) ?: json_string_value(json_object_get(j, "message"));
+    int r = bivy_error_plain(err, EIO, "etcd at %s: %s: HTTP %ld: %s", e->urls[e->cur], path, status, m ? m : "error");
+    json_decref(j);
+    *retry = status >= 500;
+    return r;
+  }
+  *resp = j;
+  return 0;
+}
+
+int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err) {
+  *resp = NULL;
+  if (timeout_ms == 0) return bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
+  _cleanup_free_ char *txt = json_dumps(body, JSON_COMPACT);
+  if (txt == NULL) return bivy_error(err, ENOMEM, "etcd %s", path);
+  size_t n = 0;
+  while (e->urls[n]) n++;
+  uint64_t deadline = bivy_now_ns() / 1000000 + timeout_ms;
+  /* A dead, stopped or partitioned member costs one share of this call, not the call: the
+   * next member is tried within the same deadline (each gets bivy_cl_attempt_ms). The
+   * member that answered stays the first choice for the next calls. */
+  int r = 0;
+  for (size_t tried = 0; tried < n; tried++) {
+    uint64_t now = bivy_now_ns() / 1000000;
+    uint64_t slice = bivy_cl_attempt_ms(deadline > now ? deadline - now : 0, n - tried);
+    if (slice == 0) break;
+    bool retry = false;
+    bivy_error_release(err);
+    r = call_one(e, path, txt, slice, resp, &retry, err);
+    e->calls++;
+    if (r == 0) return 0;
+    e->failed_attempts++;
+    if (!retry || n == 1) return r;
+    e->cur = (e->cur + 1) % (int)n;
+    e->failovers++;
+  }
+  if (r == 0) r = bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
   return r;
 }
 

@@ -15,6 +15,7 @@ struct etcd {
   char **urls;        /* endpoints; a failed call moves on to the next one */
   int cur;
   void *curl;         /* CURL * reused: one kept-alive connection */
+  uint64_t calls, failed_attempts, failovers; /* attempts, failed ones, moves to another endpoint */
 };
 
 /* urls: the --cluster argument. Checks the syntax only. */
@@ -22,7 +23,9 @@ int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err);
 void etcd_close(struct etcd *e);
 const char *etcd_url(const struct etcd *e);
 
-/* POST path body -> the answer as JSON. Errors say which endpoint and why. */
+/* POST path body -> the answer as JSON, within timeout_ms in all: an endpoint that does not
+ * answer in its share of the time (or refuses, or answers 5xx) hands over to the next one.
+ * Errors say which endpoint and why. */
 int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err);
 
 int etcd_lease_grant(struct etcd *e, int64_t ttl_s, uint64_t timeout_ms, int64_t *id, bivy_error_t *err);

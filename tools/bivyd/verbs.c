@@ -16,6 +16,7 @@
 #include "tools/bivyd/autoscaler.h"
 #include "tools/bivyd/budget.h"
 #include "tools/bivyd/clients.h"
+#include "tools/bivyd/cluster.h"
 #include "tools/bivyd/conf.h"
 #include "tools/bivyd/daemon-log.h"
 #include "tools/bivyd/event-stream.h"
@@ -372,6 +373,7 @@ void verb_metrics(struct bivyd_client *c, json_t *req) {
     fclose(sm);
   }
   fprintf(f, "# TYPE bivyd_resident_memory_bytes gauge\nbivyd_resident_memory_bytes %ld\n", rss_pages * sysconf(_SC_PAGESIZE));
+  if (cluster_on()) cluster_metrics(f);
   fclose(f);
   ok(c, json_pack("{s:s}", "text", buf));
 }

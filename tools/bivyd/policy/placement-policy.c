@@ -73,6 +73,13 @@ static bool url_valid(const char *u) {
   return *end == '\0' || strcmp(end, "/") == 0;
 }
 
+uint64_t bivy_cl_attempt_ms(uint64_t left_ms, size_t endpoints_left) {
+  if (endpoints_left <= 1) return left_ms;
+  uint64_t share = left_ms / endpoints_left;
+  if (share < BIVY_CL_ATTEMPT_MIN_MS) share = BIVY_CL_ATTEMPT_MIN_MS;
+  return share < left_ms ? share : left_ms;
+}
+
 int bivy_cl_urls_parse(const char *arg, char ***urls, bivy_error_t *err) {
   *urls = NULL;
   if (arg == NULL || *arg == '\0') return bivy_error(err, 0, "--cluster: no URL given (expected http://HOST:PORT[,...])");

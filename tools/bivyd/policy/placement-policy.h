@@ -38,6 +38,12 @@ uint64_t bivy_cl_fence_at(uint64_t last_ok_send_ms, uint64_t ttl_ms, uint64_t ma
 /* Timeout for one etcd call starting at now_ms: at most max_ms, and ending before the
  * fencing deadline (so that a hung call never delays fencing). 0 = fence first, no call. */
 uint64_t bivy_cl_call_timeout(uint64_t now_ms, uint64_t fence_at_ms, uint64_t max_ms);
+/* Time for one attempt of a call on one endpoint when left_ms of the call remain and
+ * endpoints_left endpoints (this one included) may still be tried: an even share, at least
+ * BIVY_CL_ATTEMPT_MIN_MS (a healthy member answers in about a millisecond; a partitioned or
+ * stopped one never does, and a dead one refuses at once), all of it for the last one. */
+#define BIVY_CL_ATTEMPT_MIN_MS 100
+uint64_t bivy_cl_attempt_ms(uint64_t left_ms, size_t endpoints_left);
 
 /* "http://h:p[,http://h2:p2...]" -> a NULL-terminated array of URLs without trailing '/'.
  * Errors name --cluster and the bad element. Free with bivy_cl_urls_free. */

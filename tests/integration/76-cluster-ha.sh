@@ -1,0 +1,54 @@
+# bivyd cluster mode against a three-member etcd on loopback: a dead, stopped or re-elected
+# member costs no lease renewal (the endpoint failover within one call's deadline), and a
+# bivyd started before etcd joins once etcd answers. Uses lib-cluster.sh (everything it adds
+# goes at teardown).
+TIERS="host"
+NEEDS="etcd curl jq ss"
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib-cluster.sh"
+
+metric() { nb "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
+pids_of() { nb "$1" ls --format json | jq -r 'sort_by(.name) | map("\(.name)=\(.pid)") | join(" ")'; }
+no_fence() { ! nb "$1" monitor --format json | jq -e 'select(.type == "fenced")' >/dev/null; }
+
+test_cluster_ha_member_loss_costs_no_renewal() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  NODE_URL=$ETCD_URLS start_node n2
+  local i
+  for i in 1 2 3 4; do nb n1 up "h$i" --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null; done
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 4 ]"
+  local before; before=$(pids_of n1)
+  assert_eq "$(nb n1 metrics | grep -c "bivyd_cluster_etcd_endpoint{url=\"http://127.0.0.1:${EM_CP[m1]}\"}")" 1 "n1 starts on m1"
+  # 1. the member both nodes use dies: the next call moves on at once
+  etcd_member_kill m1
+  sleep $((TTL_S * 2))
+  # 2. the member they moved to stops answering (SIGSTOP: connections are accepted, nothing is
+  #    answered, like a partition): the call's share for it runs out, the next member answers
+  etcd_member_start m1
+  wait_for curl -sf "http://127.0.0.1:${EM_CP[m1]}/health"
+  local cur
+  cur=$(nb n1 metrics | sed -n 's/^bivyd_cluster_etcd_endpoint{url="http:\/\/127.0.0.1:\([0-9]*\)"}.*/\1/p')
+  local m stopped=""
+  for m in m1 m2 m3; do [ "${EM_CP[$m]}" = "$cur" ] && stopped=$m; done
+  [ -n "$stopped" ] || fail "n1's endpoint $cur is none of the members"
+  kill -STOP "$(cat "$T/etcd-$stopped.pid")"
+  sleep $((TTL_S * 2))
+  kill -CONT "$(cat "$T/etcd-$stopped.pid")"
+  for n in n1 n2; do
+    assert_eq "$(metric "$n" bivyd_cluster_lease_renew_failures_total)" 0 "$n: renewals that failed"
+    local want=1; [ "$n" = n1 ] && want=2 # n2 may not have used the stopped member
+    [ "$(metric "$n" bivyd_cluster_etcd_failovers_total)" -ge $want ] || fail "$n: failovers: $(nb "$n" metrics | grep etcd)"
+    # a renewal every TTL/3 = 1 s; the stopped member delays one by its share of a call
+    awk -v g="$(metric "$n" bivyd_cluster_lease_renew_gap_max_seconds)" 'BEGIN {exit !(g < 1.8)}' ||
+      fail "$n: renewal gap $(metric "$n" bivyd_cluster_lease_renew_gap_max_seconds) s"
+    no_fence "$n" || fail "$n fenced"
+  done
+  assert_eq "$(pids_of n1)" "$before" "no instance restarted"
+  # 3. the leader dies: a new one is elected (fast elections in these members), nothing fences
+  local leader; leader=$(etcd_leader) || fail "no etcd leader"
+  etcd_member_kill "$leader"
+  sleep $((TTL_S * 2))
+  for n in n1 n2; do no_fence "$n" || fail "$n fenced after the leader ($leader) died"; done
+  assert_eq "$(pids_of n1)" "$before" "no instance restarted after the leader died"
+}
