@@ -13,6 +13,9 @@ no_fence() { ! nb "$1" monitor --format json | jq -e 'select(.type == "fenced")'
 
 test_cluster_ha_member_loss_costs_no_renewal() {
   start_etcd3
+  # m3 leads, so that the members that fail below (m1, then the one the nodes moved to) are
+  # followers: losing a follower needs no election (the leader's loss is the last step)
+  etcd_make_leader m3
   NODE_URL=$ETCD_URLS start_node n1
   NODE_URL=$ETCD_URLS start_node n2
   local i
@@ -32,6 +35,8 @@ test_cluster_ha_member_loss_costs_no_renewal() {
   local m stopped=""
   for m in m1 m2 m3; do [ "${EM_CP[$m]}" = "$cur" ] && stopped=$m; done
   [ -n "$stopped" ] || fail "n1's endpoint $cur is none of the members"
+  [ "$stopped" != m3 ] || fail "n1 moved to the leader m3, not to the next member m2"
+  [ "$(etcd_leader)" = m3 ] || fail "the leader changed: $(etcd_leader)"
   kill -STOP "$(cat "$T/etcd-$stopped.pid")"
   sleep $((TTL_S * 2))
   kill -CONT "$(cat "$T/etcd-$stopped.pid")"
@@ -51,4 +56,55 @@ test_cluster_ha_member_loss_costs_no_renewal() {
   sleep $((TTL_S * 2))
   for n in n1 n2; do no_fence "$n" || fail "$n fenced after the leader ($leader) died"; done
   assert_eq "$(pids_of n1)" "$before" "no instance restarted after the leader died"
+}
+
+cluster_state_is() { [ "$(nb "$1" metrics | awk -v s="bivyd_cluster_state{state=\"$2\"}" '$1 == s {print $2}')" = 1 ]; }
+running_count() { nb "$1" ls --format json 2>/dev/null | jq '[.[] | select(.state == "running")] | length'; }
+
+test_cluster_ha_bivyd_started_before_etcd_joins() {
+  etcd3_plan
+  NODE_URL=$ETCD_URLS start_node n1   # answers although no member is up yet
+  NODE_URL=$ETCD_URLS start_node n2
+  cluster_state_is n1 joining || fail "n1 not joining: $(nb n1 metrics | grep cluster_state)"
+  nb n1 ls >/dev/null 2>"$T/ls.err"
+  grep -q "bivy: ls: cluster joining: this node's instances only (last error: etcd at http://127.0.0.1:" "$T/ls.err" ||
+    fail "ls does not say joining: $(cat "$T/ls.err")"
+  assert_eq "$(nb n1 ls --format json 2>/dev/null)" "[]"
+  expect_fail "up: cluster joining (etcd at" nb n1 up j1 --rootfs "$ROOTFS" -- sleep 100000
+  grep -q "cluster: joining: etcd at" "$T/n1.log" || fail "the log does not say joining"
+  etcd3_start
+  wait_for cluster_state_is n1 joined
+  wait_for cluster_state_is n2 joined
+  nb n1 monitor --format json | jq -e 'select(.type == "joined")' >/dev/null || fail "no joined event"
+  local i
+  for i in 1 2 3 4; do nb n1 up "j$i" --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null; done
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 4 ]"
+  for i in 1 2 3 4; do assert_eq "$(where "j$i" | wc -l)" 1 "copies of j$i"; done
+  [ "$(nb n1 ls --format json | jq '[.[].node] | unique | length')" = 2 ] || fail "not spread over both nodes: $(lsn n1)"
+}
+
+test_cluster_ha_reads_answer_during_outage() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  NODE_URL=$ETCD_URLS start_node n2
+  local i m
+  for i in 1 2; do nb n1 up "o$i" --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null; done
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 2 ]"
+  for m in m1 m2 m3; do etcd_member_kill "$m"; done
+  wait_for cluster_state_is n1 disconnected
+  # reads answer from the last view, marked stale with its age
+  nb n1 ls --format json >"$T/ls.json" 2>"$T/ls.err"
+  assert_eq "$(jq 'length' "$T/ls.json")" 2 "instances in the stale view"
+  jq -e 'all(.[]; .stale_ms > 0)' "$T/ls.json" >/dev/null || fail "no stale_ms: $(cat "$T/ls.json")"
+  grep -q "bivy: ls: cluster disconnected: the cluster's view as of" "$T/ls.err" || fail "ls: $(cat "$T/ls.err")"
+  nb n1 inspect o1 >"$T/insp" 2>&1 || grep -q "ran on node" "$T/insp" || fail "inspect: $(cat "$T/insp")"
+  # writes fail at once, naming the cluster state
+  expect_fail "up: cluster disconnected (etcd at" nb n1 up o3 --rootfs "$ROOTFS" -- sleep 100000
+  expect_fail "down: cluster disconnected" nb n1 down o1
+  # etcd comes back: no instance lost, none twice
+  for m in m1 m2 m3; do etcd_member_start "$m"; done
+  wait_for cluster_state_is n1 joined
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 2 ]"
+  for i in 1 2; do assert_eq "$(where "o$i" | wc -l)" 1 "copies of o$i"; done
+  nb n1 ls --format json | jq -e 'all(.[]; has("stale_ms") | not)' >/dev/null || fail "still stale after the outage"
 }

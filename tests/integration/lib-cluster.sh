@@ -51,8 +51,10 @@ start_etcd() {
 
 # start_etcd3: a three-member etcd cluster on 127.0.0.1 (members m1 m2 m3, random free ports,
 # one data dir each). ETCD_URLS: the three client URLs, comma-separated; ETCD: m1's;
-# EM_ARGS_<member>: each member's arguments (to start it again after a kill)
-start_etcd3() {
+# EM_ARGS_<member>: each member's arguments (to start it again after a kill). etcd3_plan
+# only chooses the ports (for a bivyd started before etcd), etcd3_start starts the members.
+start_etcd3() { etcd3_plan; etcd3_start; }
+etcd3_plan() {
   trap 'rc=$?; set +e; cl_cleanup; (exit $rc); it_teardown' EXIT
   local m cp pp peers="" urls=""
   declare -gA EM_CP EM_PP
@@ -66,10 +68,13 @@ start_etcd3() {
     declare -ga "EM_ARGS_$m=(--name $m --data-dir $T/etcd-$m --listen-client-urls http://127.0.0.1:$cp
       --advertise-client-urls http://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp
       --initial-advertise-peer-urls http://127.0.0.1:$pp --initial-cluster $peers --initial-cluster-token bivyt-$$ --heartbeat-interval 50 --election-timeout 500)"
-    etcd_member_start "$m"
   done
   ETCD_URLS=$urls
   ETCD=http://127.0.0.1:${EM_CP[m1]}
+}
+etcd3_start() {
+  local m
+  for m in m1 m2 m3; do etcd_member_start "$m"; done
   for m in m1 m2 m3; do wait_for curl -sf "http://127.0.0.1:${EM_CP[$m]}/health"; done
 }
 etcd_member_start() { # MEMBER
@@ -86,6 +91,16 @@ etcd_leader() {
       jq -e '.leader == .header.member_id' >/dev/null 2>&1 && { echo "$m"; return 0; }
   done
   return 1
+}
+
+etcd_member_id() { curl -sf -X POST "http://127.0.0.1:${EM_CP[$1]}/v3/maintenance/status" -d '{}' | jq -r .header.member_id; }
+# make MEMBER the leader (leadership transfer, no election timeout waited)
+etcd_make_leader() {
+  local l; l=$(etcd_leader) || return 1
+  [ "$l" = "$1" ] && return 0
+  curl -sf -X POST "http://127.0.0.1:${EM_CP[$l]}/v3/maintenance/transfer-leadership" \
+    -d "{\"targetID\": \"$(etcd_member_id "$1")\"}" >/dev/null
+  wait_for sh -c "[ \"\$(curl -sf -X POST http://127.0.0.1:${EM_CP[$1]}/v3/maintenance/status -d '{}' | jq -r '.leader == .header.member_id')\" = true ]"
 }
 
 # start_node NAME [bivyd options]: a node; NODE_PRE (e.g. nsenter) and NODE_URL apply when set

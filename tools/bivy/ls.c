@@ -48,6 +48,19 @@ static int run_ls(struct bivy_global *g, int argc, char **argv, bivy_error_t *er
   int r = bivy_client_call(g, "ls", req, &resp, NULL, err);
   if (r < 0) return r;
   json_t *arr = json_object_get(resp, "instances");
+  /* cluster mode: say when this is not the cluster as it is now */
+  json_t *cl = json_object_get(resp, "cluster");
+  const char *cst = json_string_value(json_object_get(cl, "state"));
+  if (cst && strcmp(cst, "joined") != 0) {
+    json_t *age = json_object_get(cl, "stale_ms");
+    const char *why = json_string_value(json_object_get(cl, "last_error"));
+    if (json_is_integer(age))
+      fprintf(stderr, "bivy: ls: cluster %s: the cluster's view as of %.1f s ago%s%s\n", cst,
+              (double)json_integer_value(age) / 1e3, why ? ": " : "", why ? why : "");
+    else
+      fprintf(stderr, "bivy: ls: cluster %s: this node's instances only%s%s%s\n", cst, why ? " (last error: " : "",
+              why ? why : "", why ? ")" : "");
+  }
   if (strcmp(format, "json") == 0) {
     bivy_client_print_json(arr);
     return 0;
@@ -88,7 +101,9 @@ BIVY_VERB(verb_ls) = {
              "stopped, exited), pid, restarts, last exit reason (exited(N), killed(SIG),\n"
              "oom-killed, unhealthy, start-failed, died-unsupervised), health, address, limits.\n"
              "With bivyd --cluster: every instance of the cluster, a NODE column, and the state\n"
-             "\"pending\" for an instance that fits on no node.\n"
+             "\"pending\" for an instance that fits on no node. While etcd does not answer, ls shows\n"
+             "the last view it read (each instance with \"stale_ms\", its age, in JSON) and says so\n"
+             "on stderr; before the node first joined, only its own instances.\n"
              "\n"
              "Options:\n"
              "      --format FMT  table (default) or json: an array of instance summaries\n"

@@ -247,12 +247,29 @@ bool cl_verb_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   return true;
 }
 
+/* what this node runs: its own summary, fresher than the status it published */
+static json_t *local_summary(struct bivyd_inst *in) {
+  json_t *s = inst_summary(in);
+  if (s) json_object_set_new(s, "node", json_string(C.node));
+  return s;
+}
+
 bool cl_verb_ls(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   (void)req;
   json_t *arr = json_array(), *nodes = json_array();
   const char *name;
   json_t *x;
-  json_object_foreach(v->insts, name, x) json_array_append_new(arr, cl_summary(v, name));
+  json_object_foreach(v->insts, name, x) {
+    struct bivyd_inst *in = inst_find(name);
+    json_array_append_new(arr, in && !in->removed ? local_summary(in) : cl_summary(v, name));
+  }
+  /* running here, not in the view (joining: no view read yet) */
+  for (struct bivyd_inst *in = T.insts; in; in = in->next)
+    if (!in->removed && !json_object_get(v->insts, in->name)) json_array_append_new(arr, local_summary(in));
+  if (v->stale) {
+    size_t i;
+    json_array_foreach(arr, i, x) json_object_set_new(x, "stale_ms", json_integer((json_int_t)v->stale_ms));
+  }
   size_t n;
   struct bivy_cl_node *nd = cl_nodes(v, &n);
   for (size_t i = 0; nd && i < n; i++)
@@ -261,7 +278,9 @@ bool cl_verb_ls(struct bivyd_client *c, json_t *req, struct cl_view *v) {
                                            (json_int_t)nd[i].used_mem, "instances", (int)nd[i].count, "drained",
                                            nd[i].drained));
   free(nd);
-  reply(c, json_pack("{s:o, s:o}", "instances", arr, "nodes", nodes));
+  json_t *cl = cluster_state_json();
+  if (cl && v->stale) json_object_set_new(cl, "stale_ms", json_integer((json_int_t)v->stale_ms));
+  reply(c, json_pack("{s:o, s:o, s:o*}", "instances", arr, "nodes", nodes, "cluster", cl));
   return true;
 }
 
@@ -352,6 +371,9 @@ bool cl_verb_elsewhere(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *name = json_string_value(json_object_get(req, "name"));
   const char *o = name ? cl_owner(v, name) : NULL;
   if (o == NULL) return false;
-  bivyd_client_send_error(c, "%s %s: the instance runs on node %s: ask that node's bivyd", verb, name, o);
+  if (v->stale)
+    bivyd_client_send_error(c, "%s %s: the instance ran on node %s %.1f s ago (etcd unreachable since): ask that node's bivyd",
+                            verb, name, o, (double)v->stale_ms / 1e3);
+  else bivyd_client_send_error(c, "%s %s: the instance runs on node %s: ask that node's bivyd", verb, name, o);
   return true;
 }

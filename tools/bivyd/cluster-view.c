@@ -2,11 +2,13 @@
  * and what ls shows of an instance from it. */
 #include "tools/bivyd/cluster-view.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cleanup.h"
+#include "tools/bivyd/daemon-log.h"
 #include "tools/bivyd/cluster.h"
 #include "tools/bivyd/etcd.h"
 
@@ -19,14 +21,35 @@ void cl_view_free(struct cl_view *v) {
   *v = (struct cl_view){0};
 }
 
+static json_t *last_kvs; /* the last range read, never modified (views are split from it) */
+static uint64_t last_ms;
+
+static void split(struct cl_view *v, json_t *kvs);
+
 int cl_view_load(struct cl_view *v, bivy_error_t *err) {
-  *v = (struct cl_view){json_object(), json_object(), json_object(), json_object(), json_object()};
   _cleanup_json_ json_t *kvs = NULL;
   int r = etcd_range_prefix(&C.e, CL_PREFIX, cl_timeout(), &kvs, err);
   if (r < 0) {
-    cl_view_free(v);
+    *v = (struct cl_view){0};
     return r;
   }
+  split(v, kvs);
+  json_decref(last_kvs);
+  last_kvs = json_incref(kvs);
+  last_ms = bivyd_now_ms();
+  return 0;
+}
+
+int cl_view_last(struct cl_view *v) {
+  _cleanup_json_ json_t *none = json_array();
+  split(v, last_kvs ? last_kvs : none);
+  v->stale = last_kvs != NULL;
+  v->stale_ms = last_kvs ? bivyd_now_ms() - last_ms : 0;
+  return last_kvs ? 0 : -ENOENT;
+}
+
+static void split(struct cl_view *v, json_t *kvs) {
+  *v = (struct cl_view){.nodes = json_object(), .drain = json_object(), .insts = json_object(), .owner = json_object(), .status = json_object()};
   size_t i;
   json_t *kv;
   size_t pl = strlen(CL_PREFIX);
@@ -57,7 +80,6 @@ int cl_view_load(struct cl_view *v, bivy_error_t *err) {
       else json_decref(j);
     }
   }
-  return 0;
 }
 
 const char *cl_owner(struct cl_view *v, const char *name) {

@@ -14,8 +14,14 @@ struct cl_view {
   json_t *insts;   /* name -> {"rec": record, "rev": mod_revision} */
   json_t *owner;   /* name -> node */
   json_t *status;  /* name -> summary */
+  bool stale;      /* from cl_view_last: etcd did not answer */
+  uint64_t stale_ms; /* its age then */
 };
+/* the view now (one range read); remembered for cl_view_last */
 int cl_view_load(struct cl_view *v, bivy_error_t *err);
+/* the last view read (stale set, stale_ms its age), or an empty one (-ENOENT, stale not
+ * set) when none was ever read: what reads answer while etcd is unreachable */
+int cl_view_last(struct cl_view *v);
 void cl_view_free(struct cl_view *v);
 const char *cl_owner(struct cl_view *v, const char *name); /* NULL = none */
 json_t *cl_summary(struct cl_view *v, const char *name);    /* what ls shows for it */

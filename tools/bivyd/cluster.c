@@ -139,7 +139,29 @@ static int64_t saved_lease(void) {
   return (int64_t)json_integer_value(json_object_get(j, "lease"));
 }
 
+static void set_error(const bivy_error_t *err) {
+  free(C.last_error);
+  C.last_error = err && *err ? strdup((*err)->msg) : NULL;
+  if (C.disconnected_since_ms == 0) C.disconnected_since_ms = bivyd_now_ms();
+}
+
+const char *cluster_state(void) {
+  if (!C.joined) return "joining";
+  return C.lease_fresh && C.last_error == NULL ? "joined" : "disconnected";
+}
+
+json_t *cluster_state_json(void) {
+  json_t *j = json_pack("{s:s, s:s}", "state", cluster_state(), "node", C.node);
+  if (j && C.last_error) json_object_set_new(j, "last_error", json_string(C.last_error));
+  if (j && C.disconnected_since_ms)
+    json_object_set_new(j, "disconnected_ms", json_integer((json_int_t)(bivyd_now_ms() - C.disconnected_since_ms)));
+  return j;
+}
+
 static void renewed(uint64_t sent_ms) {
+  free(C.last_error);
+  C.last_error = NULL;
+  C.disconnected_since_ms = 0;
   if (C.lease_fresh && sent_ms - C.last_ok_send_ms > C.renew_gap_max_ms) C.renew_gap_max_ms = sent_ms - C.last_ok_send_ms;
   C.renewals++;
   C.last_ok_send_ms = sent_ms;
@@ -203,7 +225,14 @@ static int grant(bivy_error_t *err) {
   return cluster_register(err);
 }
 
+static int join(bivy_error_t *err);
+static void try_join(uint64_t now);
+
 void cluster_renew(uint64_t now) {
+  if (!C.joined) {
+    try_join(now);
+    return;
+  }
   _cleanup_error_ bivy_error_t err = NULL;
   int64_t ttl = 0;
   C.next_renew_ms = now + 200; /* retry soon unless renewed */
@@ -215,6 +244,7 @@ void cluster_renew(uint64_t now) {
     }
     if (etcd_lease_keepalive(&C.e, C.lease, to, &ttl, &err) < 0) {
       C.renew_failures++;
+      set_error(&err);
       if (D.debug) bivyd_debug("cluster: renew: %s", err->msg);
       return;
     }
@@ -229,7 +259,10 @@ void cluster_renew(uint64_t now) {
   C.fence_at_ms = now + C.call_ms + 10;
   if (C.lease) {
     bivy_error_release(&err);
-    if (etcd_lease_keepalive(&C.e, C.lease, C.call_ms, &ttl, &err) < 0) return;
+    if (etcd_lease_keepalive(&C.e, C.lease, C.call_ms, &ttl, &err) < 0) {
+      set_error(&err);
+      return;
+    }
     if (ttl > 0) { /* etcd came back before the lease expired (e.g. an etcd restart) */
       renewed(now);
       C.next_renew_ms = now + C.renew_ms;
@@ -242,6 +275,7 @@ void cluster_renew(uint64_t now) {
   bivy_error_release(&err);
   if (grant(&err) < 0) {
     C.lease_fresh = false;
+    set_error(&err);
     if (D.debug) bivyd_debug("cluster: join: %s", err->msg);
     return;
   }
@@ -284,32 +318,81 @@ static void wipe_local(void) {
   }
 }
 
-int cluster_start(bivy_error_t *err) {
+/* Until this succeeds nothing of the cluster runs here: the local records of a previous
+ * bivyd stay untouched (its fence guard kills their inits at its deadline if nobody renews),
+ * and no orphan is claimed. */
+static int join(bivy_error_t *err) {
   int64_t old = saved_lease();
   uint64_t now = bivyd_now_ms();
   C.fence_at_ms = now + C.call_ms + 10;
+  C.join_attempts++;
   int r;
   if (old) {
     int64_t ttl = 0;
-    if ((r = etcd_lease_keepalive(&C.e, old, C.call_ms, &ttl, err)) < 0) return bivy_error_wrap(err, "--cluster");
+    if ((r = etcd_lease_keepalive(&C.e, old, C.call_ms, &ttl, err)) < 0) return r;
     if (ttl > 0) {
       C.lease = old;
       renewed(now);
-      if ((r = cluster_register(err)) < 0) return bivy_error_wrap(err, "--cluster");
+      if ((r = cluster_register(err)) < 0) {
+        C.lease_fresh = false;
+        return r;
+      }
       if ((r = insts_load(err)) < 0) return r;
       bivyd_log("cluster: %s rejoined with its previous lease %llx", C.node, (unsigned long long)C.lease);
     }
   }
   if (C.lease == 0) {
+    /* probe first: the local instances are removed only once etcd answers */
+    _cleanup_json_ json_t *kvs = NULL;
+    _cleanup_free_ char *k = cl_key("nodes", C.node);
+    if ((r = etcd_range_prefix(&C.e, k ? k : CL_PREFIX, C.call_ms, &kvs, err)) < 0) return r;
     wipe_local();
-    if ((r = grant(err)) < 0) return bivy_error_wrap(err, "--cluster");
+    if ((r = grant(err)) < 0) {
+      C.lease_fresh = false;
+      return r;
+    }
     bivyd_log("cluster: joined as %s with lease %llx (TTL %llu ms, fencing %llu ms after a renewal)", C.node,
               (unsigned long long)C.lease, (unsigned long long)C.ttl_ms, (unsigned long long)(C.ttl_ms - C.margin_ms));
   }
-  if ((r = fence_guard_start(err)) < 0) return r;
-  cluster_guard_update();
+  C.joined = true;
   C.next_renew_ms = bivyd_now_ms() + C.renew_ms;
   C.next_poll_ms = 0;
+  cluster_guard_update();
+  return 0;
+}
+
+static void try_join(uint64_t now) {
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (join(&err) == 0) {
+    bivyd_event("", "joined", json_pack("{s:s, s:I}", "node", C.node, "attempts", (json_int_t)C.join_attempts));
+    return;
+  }
+  bool changed = C.last_error == NULL || strcmp(C.last_error, err->msg) != 0;
+  set_error(&err);
+  /* back-off: 250 ms doubling to 5 s, so a cluster that boots together joins quickly and a
+   * long outage costs one attempt every 5 s */
+  C.join_backoff_ms = C.join_backoff_ms ? (C.join_backoff_ms * 2 > 5000 ? 5000 : C.join_backoff_ms * 2) : 250;
+  C.next_renew_ms = now + C.join_backoff_ms;
+  if (changed) bivyd_log("cluster: joining: %s (retrying every %llu ms at most)", err->msg, 5000ull);
+  else if (D.debug) bivyd_debug("cluster: joining: %s", err->msg);
+}
+
+int cluster_start(bivy_error_t *err) {
+  int r;
+  if ((r = fence_guard_start(err)) < 0) return r;
+  _cleanup_error_ bivy_error_t jerr = NULL;
+  if ((r = join(&jerr)) == -EEXIST) {
+    bivy_error_release(err);
+    *err = steal_pointer(&jerr);
+    return r;
+  }
+  if (r < 0) {
+    set_error(&jerr);
+    C.join_backoff_ms = 250;
+    C.next_renew_ms = bivyd_now_ms() + C.join_backoff_ms;
+    bivyd_log("cluster: joining: %s (bivyd serves its local view and joins when etcd answers)", jerr->msg);
+    bivyd_event("", "joining", json_pack("{s:s}", "error", jerr->msg));
+  }
   return 0;
 }
 
@@ -333,11 +416,16 @@ void cluster_shutdown(void) {
   bivyd_log("cluster: left (instances stopped, ownership released)");
   while (C.locs) cl_loc_drop(C.locs->name);
   json_decref(C.pending);
+  free(C.last_error);
   etcd_close(&C.e);
   C.on = false;
 }
 
 void cluster_metrics(FILE *f) {
+  static const char *const states[] = {"joining", "joined", "disconnected"};
+  fprintf(f, "# HELP bivyd_cluster_state 1 for the node's cluster state.\n# TYPE bivyd_cluster_state gauge\n");
+  for (size_t i = 0; i < 3; i++)
+    fprintf(f, "bivyd_cluster_state{state=\"%s\"} %d\n", states[i], strcmp(cluster_state(), states[i]) == 0);
   fprintf(f, "# HELP bivyd_cluster_lease_renewals_total Successful lease renewals.\n"
              "# TYPE bivyd_cluster_lease_renewals_total counter\nbivyd_cluster_lease_renewals_total %llu\n",
           (unsigned long long)C.renewals);

@@ -56,6 +56,10 @@ struct cluster {
   bool fenced;          /* instances stopped by fencing, lease not confirmed since */
   struct cl_loc *locs;
   json_t *pending;      /* names reported pending (one event each) */
+  /* joining: bivyd starts whether etcd answers or not, and joins (with back-off) once it does */
+  bool joined;          /* joined since start (a lease granted or the previous one confirmed) */
+  char *last_error;     /* the last failed join or renewal, NULL after a success */
+  uint64_t join_attempts, join_backoff_ms, disconnected_since_ms;
   /* renewals: successful ones, failed calls, the longest time between two successful sends */
   uint64_t renewals, renew_failures, renew_gap_max_ms;
 };
@@ -66,8 +70,15 @@ bool cluster_on(void);
 int cluster_config(const char *urls, const char *node, const char *cpus, const char *mem, const char *ttl,
                    bivy_error_t *err);
 /* join: lease (reusing the previous one when it is still alive), membership, then the local
- * instances (insts_load when we still own them, else they are removed). */
+ * instances (insts_load when we still own them, else they are removed). When etcd does not
+ * answer, bivyd starts anyway in the "joining" state and cluster_renew joins later; only a
+ * refusal (another live node of the same name) fails the start. */
 int cluster_start(bivy_error_t *err);
+/* "joining" (not joined since start), "joined", or "disconnected" (joined, but the last
+ * renewal failed or the lease is no longer fresh) */
+const char *cluster_state(void);
+/* {"state", "node", "last_error"?, "disconnected_ms"?} for ls, inspect */
+json_t *cluster_state_json(void);
 /* bivyd stopping: hand every instance over (stop, release ownership, revoke the lease) */
 void cluster_shutdown(void);
 

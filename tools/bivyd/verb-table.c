@@ -22,23 +22,35 @@ static const struct verb {
   bool (*cluster)(struct bivyd_client *c, json_t *req, struct cl_view *v);
   /* cluster mode: the local handler when the instance is on this node */
   bool here_first;
+  /* cluster mode: changes the cluster's records, so needs etcd now (reads answer from the
+   * last view while etcd is unreachable) */
+  bool writes;
 } verbs[] = {
-    {"up", verb_up, cl_verb_up, false},
-    {"down", verb_down, cl_verb_down, false},
-    {"rm", verb_rm, cl_verb_rm, false},
-    {"restart", verb_restart, cl_verb_elsewhere, true},
-    {"ls", verb_ls, cl_verb_ls, false},
-    {"inspect", verb_inspect, cl_verb_elsewhere, true},
-    {"logs", verb_logs, cl_verb_elsewhere, true},
-    {"resize", verb_resize, cl_verb_resize, false},
-    {"autoscale", verb_autoscale, NULL, false},
-    {"metrics", verb_metrics, NULL, false},
-    {"events", verb_events, NULL, false},
-    {"ping", verb_ping, NULL, false},
-    {"migrate", NULL, cl_verb_migrate, false},
-    {"drain", NULL, cl_verb_drain, false},
-    {"undrain", NULL, cl_verb_undrain, false},
+    {"up", verb_up, cl_verb_up, false, true},
+    {"down", verb_down, cl_verb_down, false, true},
+    {"rm", verb_rm, cl_verb_rm, false, true},
+    {"restart", verb_restart, cl_verb_elsewhere, true, false},
+    {"ls", verb_ls, cl_verb_ls, false, false},
+    {"inspect", verb_inspect, cl_verb_elsewhere, true, false},
+    {"logs", verb_logs, cl_verb_elsewhere, true, false},
+    {"resize", verb_resize, cl_verb_resize, false, true},
+    {"autoscale", verb_autoscale, NULL, false, false},
+    {"metrics", verb_metrics, NULL, false, false},
+    {"events", verb_events, NULL, false, false},
+    {"ping", verb_ping, NULL, false, false},
+    {"migrate", NULL, cl_verb_migrate, false, true},
+    {"drain", NULL, cl_verb_drain, false, true},
+    {"undrain", NULL, cl_verb_undrain, false, true},
 };
+
+/* a change refused at once, naming the cluster's state, when etcd is known not to answer */
+static bool refuse_write(struct bivyd_client *c, const char *verb) {
+  const char *st = cluster_state();
+  if (strcmp(st, "joined") == 0) return false;
+  bivyd_client_send_error(c, "%s: cluster %s (%s): changes need etcd; reads answer from the last view", verb, st,
+                          C.last_error ? C.last_error : "lease not confirmed");
+  return true;
+}
 
 void verb_dispatch(struct bivyd_client *c, json_t *req) {
   const char *name = json_string_value(json_object_get(req, "verb"));
@@ -55,9 +67,13 @@ void verb_dispatch(struct bivyd_client *c, json_t *req) {
     if (!v->here_first || (inst && !inst_find(inst))) {
       struct cl_view view;
       _cleanup_error_ bivy_error_t err = NULL;
+      if (v->writes && refuse_write(c, name)) return;
       if (cl_view_load(&view, &err) < 0) {
-        bivyd_client_send_error(c, "%s: %s", name, err->msg);
-        return;
+        if (v->writes) {
+          bivyd_client_send_error(c, "%s: %s", name, err->msg);
+          return;
+        }
+        cl_view_last(&view); /* stale (or empty before the first read): marked as such */
       }
       bool handled = v->cluster(c, req, &view);
       cl_view_free(&view);

@@ -215,6 +215,7 @@ void verb_inspect(struct bivyd_client *c, json_t *req) {
   json_object_set_new(j, "container", json_string(in->cid));
   json_object_set_new(j, "warm", json_boolean(in->warm));
   json_object_set_new(j, "spare_ready", json_boolean(in->spare_pidfd >= 0));
+  if (cluster_on()) json_object_set_new(j, "cluster", cluster_state_json());
   if (in->state == S_RUNNING) {
     json_object_set_new(j, "pid_start", json_integer((json_int_t)in->pid_start));
     json_object_set_new(j, "uptime_ms", json_integer((json_int_t)((bivy_now_ns() - in->started_ns) / 1000000)));
