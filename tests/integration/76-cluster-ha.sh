@@ -9,7 +9,7 @@ NEEDS="etcd curl jq ss"
 
 metric() { nb "$1" metrics | awk -v m="$2" '$1 == m {print $2}'; }
 pids_of() { nb "$1" ls --format json | jq -r 'sort_by(.name) | map("\(.name)=\(.pid)") | join(" ")'; }
-no_fence() { ! nb "$1" monitor --format json | jq -e 'select(.type == "fenced")' >/dev/null; }
+no_fence() { ! nb "$1" monitor --format json | jq -se 'any(.type == "fenced")' >/dev/null; }
 
 test_cluster_ha_member_loss_costs_no_renewal() {
   start_etcd3
@@ -75,7 +75,7 @@ test_cluster_ha_bivyd_started_before_etcd_joins() {
   etcd3_start
   wait_for cluster_state_is n1 joined
   wait_for cluster_state_is n2 joined
-  nb n1 monitor --format json | jq -e 'select(.type == "joined")' >/dev/null || fail "no joined event"
+  nb n1 monitor --format json | jq -se 'any(.type == "joined")' >/dev/null || fail "no joined event"
   local i
   for i in 1 2 3 4; do nb n1 up "j$i" --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null; done
   wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 4 ]"
@@ -107,4 +107,77 @@ test_cluster_ha_reads_answer_during_outage() {
   wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 2 ]"
   for i in 1 2; do assert_eq "$(where "o$i" | wc -l)" 1 "copies of o$i"; done
   nb n1 ls --format json | jq -e 'all(.[]; has("stale_ms") | not)' >/dev/null || fail "still stale after the outage"
+}
+
+pid_of() { nb "$1" ls --format json | jq -r --arg n "$2" '.[] | select(.name == $n) | .pid'; }
+
+# the three policies through a full etcd outage (all members down 10 s): fenced ones stop at
+# the deadline and come back, keep and relaxed=30s ones run on with the same process,
+# relaxed=5s ones stop at their own deadline
+test_cluster_ha_policies_through_etcd_outage() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  local i m
+  nb n1 up f1 --rootfs "$ROOTFS" --restart always --memory 32M --failover fenced -- sleep 100000 >/dev/null
+  nb n1 up k1 --rootfs "$ROOTFS" --restart always --memory 32M --failover keep -- sleep 100000 >/dev/null
+  nb n1 up r1 --rootfs "$ROOTFS" --restart always --memory 32M --failover relaxed=30s -- sleep 100000 >/dev/null
+  nb n1 up r2 --rootfs "$ROOTFS" --restart always --memory 32M --failover relaxed=5s -- sleep 100000 >/dev/null
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 4 ]"
+  assert_eq "$(nb n1 ls --format json | jq -r 'sort_by(.name) | map(.failover) | join(" ")')" "fenced keep relaxed=30s relaxed=5s"
+  local k1 r1 f1 r2
+  k1=$(pid_of n1 k1) r1=$(pid_of n1 r1) f1=$(pid_of n1 f1) r2=$(pid_of n1 r2)
+  for m in m1 m2 m3; do etcd_member_kill "$m"; done
+  sleep 10
+  # while etcd is down: f1 and r2 were stopped, k1 and r1 still run
+  runs_on n1 f1 && fail "f1 (fenced) still runs with etcd down"
+  runs_on n1 r2 && fail "r2 (relaxed=5s) still runs 10 s into the outage"
+  alive "$k1" || fail "k1 (keep) died in the outage"
+  alive "$r1" || fail "r1 (relaxed=30s) died in the outage"
+  for m in m1 m2 m3; do etcd_member_start "$m"; done
+  wait_for cluster_state_is n1 joined
+  local k=0
+  while [ "$(running_count n1)" != 4 ] && [ $k -lt 100 ]; do sleep 0.1; k=$((k + 1)); done
+  [ "$(running_count n1)" = 4 ] || fail "not all running again: $(lsn n1 | tr '\n' ';') $(grep -v 'event.*health' "$T/n1.log" | tail -8)"
+  assert_eq "$(pid_of n1 k1)" "$k1" "k1 kept its process"
+  assert_eq "$(pid_of n1 r1)" "$r1" "r1 kept its process"
+  [ "$(pid_of n1 f1)" != "$f1" ] || fail "f1 was not restarted"
+  [ "$(pid_of n1 r2)" != "$r2" ] || fail "r2 was not restarted"
+  nb n1 monitor --format json r2 >"$T/r2.events" || fail "monitor r2: $(cat "$T/r2.events")"
+  jq -se 'any(.type == "fenced" and .reason == "relaxed deadline passed")' "$T/r2.events" >/dev/null ||
+    fail "no fenced event for r2: $(cat "$T/r2.events")"
+  for i in f1 k1 r1 r2; do assert_eq "$(where "$i" | wc -l)" 1 "copies of $i"; done
+}
+
+# a node's bivyd dies: its fenced instance moves, its keep instance runs on and is never
+# started elsewhere; the node's next bivyd (its lease expired) re-adopts and reclaims it
+test_cluster_ha_keep_is_never_moved() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  nb n1 up f1 --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null
+  nb n1 up k1 --rootfs "$ROOTFS" --restart always --memory 32M --failover keep -- sleep 100000 >/dev/null
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq '[.[] | select(.state == \"running\")] | length')\" = 2 ]"
+  NODE_URL=$ETCD_URLS start_node n2
+  local k1; k1=$(pid_of n1 k1)
+  assert_eq "$(nb n2 ls --format json | jq -r '.[] | select(.name == "k1") | .home')" n1 "k1's home"
+  kill -9 "$(cat "$T/n1.pid")"
+  # f1 runs on n2 once n1's lease expired; k1 stays on n1 and nowhere else
+  wait_for_s $((TTL_S * 4)) sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n2/sock\" ls --format json | jq -r '.[] | select(.name == \"f1\") | .node + \" \" + .state')\" = 'n2 running' ]"
+  sleep 2
+  alive "$k1" || fail "k1 (keep) was killed with its node's bivyd"
+  assert_eq "$(where k1)" n1 "k1 only on its node"
+  assert_eq "$(where f1)" n2 "f1 moved"
+  NODE_URL=$ETCD_URLS start_node n1
+  wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n2/sock\" ls --format json | jq -r '.[] | select(.name == \"k1\") | .node + \" \" + .state')\" = 'n1 running' ]"
+  assert_eq "$(pid_of n1 k1)" "$k1" "k1 re-adopted with its process"
+  nb n1 monitor --format json k1 | jq -se 'any(.type == "reclaimed")' >/dev/null || fail "no reclaimed event"
+  assert_eq "$(where k1)" n1
+}
+
+test_cluster_ha_failover_bad_input() {
+  expect_fail '--failover: unknown policy "sometimes" (fenced, keep or relaxed=DURATION)' \
+    "$BIVY" --socket "$T/none.sock" up x --rootfs "$ROOTFS" --failover sometimes -- true
+  expect_fail '--failover: relaxed=2h: out of range (1s to 1h; beyond, use keep)' \
+    "$BIVY" --socket "$T/none.sock" up x --rootfs "$ROOTFS" --failover relaxed=2h -- true
+  expect_fail '--failover: relaxed=soon: not a duration' \
+    "$BIVY" --socket "$T/none.sock" up x --rootfs "$ROOTFS" --failover relaxed=soon -- true
 }

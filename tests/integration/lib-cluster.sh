@@ -117,6 +117,7 @@ start_node() {
 
 # the processes of instance NAME's container on node N (its cgroup), empty when not running there
 procs_on() { cat /sys/fs/cgroup/pids/"$CG_PARENT/$1/$2"/cgroup.procs /sys/fs/cgroup/"$CG_PARENT/$1/$2"/cgroup.procs 2>/dev/null || true; }
+alive() { kill -0 "$1" 2>/dev/null; }
 runs_on() { [ -n "$(procs_on "$1" "$2")" ]; }
 # sample: the names of instances that run on two nodes at once (bash builtins only, so that
 # one round of 18 cgroups takes a few ms)

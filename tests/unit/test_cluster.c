@@ -88,6 +88,29 @@ Test(cluster_fence, endpoint_attempts_share_the_call) {
   cr_assert_eq(bivy_cl_attempt_ms(0, 3), 0);
 }
 
+Test(cluster_failover, parse) {
+  struct bivy_cl_failover f;
+  bivy_error_t err = NULL;
+  cr_assert_eq(bivy_cl_failover_parse(NULL, "--failover", &f, &err), 0);
+  cr_assert_eq(f.kind, BIVY_CL_FENCED, "the default is fenced");
+  cr_assert_eq(bivy_cl_failover_parse("keep", "--failover", &f, &err), 0);
+  cr_assert_eq(f.kind, BIVY_CL_KEEP);
+  cr_assert_eq(bivy_cl_failover_parse("relaxed=30s", "--failover", &f, &err), 0);
+  cr_assert_eq(f.kind, BIVY_CL_RELAXED);
+  cr_assert_eq(f.relaxed_ms, 30000);
+  const char *bad[][2] = {{"sometimes", "--failover: unknown policy \"sometimes\" (fenced, keep or relaxed=DURATION)"},
+                          {"relaxed=soon", "--failover: relaxed=soon: not a duration (e.g. 30s)"},
+                          {"relaxed=500ms", "--failover: relaxed=500ms: out of range (1s to 1h; beyond, use keep)"},
+                          {"relaxed=2h", "--failover: relaxed=2h: out of range (1s to 1h; beyond, use keep)"},
+                          {"relaxed", "--failover: unknown policy \"relaxed\" (fenced, keep or relaxed=DURATION)"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cr_assert_lt(bivy_cl_failover_parse(bad[i][0], "--failover", &f, &err), 0, "%s", bad[i][0]);
+    cr_assert_str_eq(err->msg, bad[i][1]);
+    bivy_error_release(&err);
+  }
+  cr_assert_eq(bivy_cl_failover_of("garbage").kind, BIVY_CL_FENCED);
+}
+
 Test(cluster_urls, parse) {
   char **u = NULL;
   bivy_error_t err = NULL;

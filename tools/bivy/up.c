@@ -11,13 +11,14 @@
 #include "runtime/cleanup.h"
 #include "runtime/seccomp.h"
 #include "tools/bivyd/policy/instance-policy.h"
+#include "tools/bivyd/policy/placement-policy.h"
 #include "runtime/util.h"
 #include "tools/bivy/cli.h"
 #include "tools/bivy/client.h"
 
 enum {
   O_BUNDLE = 256, O_ROOTFS, O_ENV, O_RESTART, O_HCMD, O_HTCP, O_HHTTP, O_HINT, O_HTO, O_HRET, O_HSTART, O_MEM, O_CPUS,
-  O_PIDS, O_CPUSET, O_NET, O_PUBLISH, O_SECCOMP, O_BACKOFF, O_FORMAT, O_WARM, O_AUTOSCALE
+  O_PIDS, O_CPUSET, O_NET, O_PUBLISH, O_SECCOMP, O_BACKOFF, O_FORMAT, O_WARM, O_AUTOSCALE, O_FAILOVER
 };
 
 static json_t *sub(json_t *o, const char *key) {
@@ -48,6 +49,7 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
   static const struct option opts[] = {
       {"bundle", required_argument, NULL, O_BUNDLE},       {"rootfs", required_argument, NULL, O_ROOTFS},
       {"env", required_argument, NULL, O_ENV},             {"restart", required_argument, NULL, O_RESTART},
+      {"failover", required_argument, NULL, O_FAILOVER},
       {"health-cmd", required_argument, NULL, O_HCMD},     {"health-tcp", required_argument, NULL, O_HTCP},
       {"health-http", required_argument, NULL, O_HHTTP},   {"health-interval", required_argument, NULL, O_HINT},
       {"health-timeout", required_argument, NULL, O_HTO},  {"health-retries", required_argument, NULL, O_HRET},
@@ -83,6 +85,13 @@ static int parse(int argc, char **argv, json_t *spec, const char **format, bivy_
         if (bivy_sv_restart_parse(optarg, &rp) < 0)
           return bivy_cli_usage_error(err, "up", "--restart: \"%s\" is not no, on-failure[:N], always or unless-stopped", optarg);
         json_object_set_new(spec, "restart", json_string(optarg));
+        break;
+      }
+      case O_FAILOVER: {
+        struct bivy_cl_failover fp;
+        _cleanup_error_ bivy_error_t ferr = NULL;
+        if (bivy_cl_failover_parse(optarg, "--failover", &fp, &ferr) < 0) return bivy_cli_usage_error(err, "up", "%s", ferr->msg);
+        json_object_set_new(spec, "failover", json_string(optarg));
         break;
       }
       case O_HCMD:
@@ -224,6 +233,11 @@ BIVY_VERB(verb_up) = {
         "  -e, --env K=V              environment variable (with --rootfs; repeatable)\n"
         "      --restart POLICY       no (default), on-failure[:MAX], always, unless-stopped\n"
         "      --max-backoff D        longest delay between restarts (default: bivyd's, 30s)\n"
+        "      --failover POLICY      cluster mode, when the node loses etcd: fenced (default:\n"
+        "                             stopped at the fencing deadline, restarted elsewhere once\n"
+        "                             its lease expired), keep (keeps running, never moved by\n"
+        "                             failover), relaxed=D (keeps running for D, 1s-1h, then\n"
+        "                             fenced; started elsewhere only after that)\n"
         "      --warm                 keep a created spare container (with --rootfs, net none or\n"
         "                             host): a restart is then only a start (~1 ms), at the cost\n"
         "                             of an idle init and cgroup per instance\n"

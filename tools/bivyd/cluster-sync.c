@@ -141,15 +141,37 @@ static bool release(struct bivyd_inst *in, struct cl_loc *l, json_t *rec, json_t
   _cleanup_error_ bivy_error_t err = NULL;
   /* delete our claim only while it is ours; the instance is stopped, so an adopter may start it */
   json_t *cmp = json_pack("[o]", etcd_cmp_value(ko, C.node)), *succ = json_pack("[o, o]", etcd_op_del(ko), etcd_op_del(ks));
-  if (l->move_info) { /* what the target's restore hook needs */
+  if (l->move_info || json_object_get(rec, "home")) {
+    /* what the target's restore hook needs; a keep instance's new home is its claimer */
     _cleanup_json_ json_t *r2 = json_deep_copy(rec);
-    json_object_set(r2, "move_info", l->move_info);
+    json_object_del(r2, "home");
+    if (l->move_info) json_object_set(r2, "move_info", l->move_info);
     _cleanup_free_ char *t = json_dumps(r2, JSON_COMPACT);
     _cleanup_free_ char *ki = cl_key("inst", in->name);
     if (t && ki) json_array_append_new(succ, etcd_op_put(ki, t, 0));
   }
   if (!call_ok(etcd_txn(&C.e, cmp, succ, NULL, cl_timeout(), &ok, &err), &err, "release")) return false;
   drop_local(in, "released");
+  return true;
+}
+
+/* A keep or relaxed instance that ran on through a disconnect long enough for our lease (and
+ * the owner key on it) to expire: ours again if nobody took it meanwhile, which the policies
+ * guarantee (keep: nobody else claims it; relaxed: nobody before D after the expiry, and we
+ * stopped it at D after our last renewal). */
+static bool reclaim(struct bivyd_inst *in, json_t *rec) {
+  struct bivy_cl_failover f = cl_failover(in);
+  if (f.kind == BIVY_CL_FENCED || !pass_ok) return false;
+  if (f.kind == BIVY_CL_RELAXED && !inst_running_like(in)) return false;
+  const char *home = json_string_value(json_object_get(rec, "home"));
+  if (f.kind == BIVY_CL_KEEP && home && strcmp(home, C.node) != 0) return false;
+  _cleanup_free_ char *ko = cl_key("owner", in->name);
+  if (ko == NULL) return false;
+  bool ok = false;
+  _cleanup_error_ bivy_error_t err = NULL;
+  json_t *cmp = json_pack("[o]", etcd_cmp_absent(ko)), *succ = json_pack("[o]", etcd_op_put(ko, C.node, C.lease));
+  if (!call_ok(etcd_txn(&C.e, cmp, succ, NULL, cl_timeout(), &ok, &err), &err, "reclaim") || !ok) return false;
+  bivyd_event(in->name, "reclaimed", json_pack("{s:s, s:s}", "node", C.node, "reason", "kept running through a disconnect"));
   return true;
 }
 
@@ -189,14 +211,28 @@ static void place_orphans(struct cl_view *v) {
     json_t *rec = json_object_get(e, "rec");
     if (cl_owner(v, name) || !rec_running(rec)) {
       json_object_del(C.pending, name);
+      json_object_del(C.orphans, name);
       continue;
+    }
+    struct bivy_cl_failover fo =
+        bivy_cl_failover_of(json_string_value(json_object_get(json_object_get(rec, "spec"), "failover")));
+    const char *home = json_string_value(json_object_get(rec, "home"));
+    bool at_home = fo.kind == BIVY_CL_KEEP && home && !json_object_get(rec, "move_to");
+    if (at_home && strcmp(home, C.node) != 0) continue; /* only its home starts it again */
+    if (fo.kind == BIVY_CL_RELAXED && home) {
+      /* it had an owner (home), who may run it until D after its last renewal: wait D from
+       * the first time this node saw it without owner, which is after that lease expired */
+      uint64_t now = bivyd_now_ms();
+      json_t *seen = json_object_get(C.orphans, name);
+      if (seen == NULL) json_object_set_new(C.orphans, name, seen = json_integer((json_int_t)now));
+      if (now - (uint64_t)json_integer_value(seen) < fo.relaxed_ms) continue;
     }
     json_t *lim = json_object_get(json_object_get(rec, "spec"), "limits");
     json_int_t m = json_integer_value(json_object_get(lim, "memory"));
     double cpus = json_number_value(json_object_get(lim, "cpus"));
     const char *to = json_string_value(json_object_get(rec, "move_to"));
     if (to && (!json_object_get(v->nodes, to) || json_object_get(v->drain, to))) to = NULL;
-    int idx = bivy_cl_place(nodes, n, cpus, m > 0 ? (uint64_t)m : 0, to);
+    int idx = bivy_cl_place(nodes, n, cpus, m > 0 ? (uint64_t)m : 0, at_home ? home : to);
     if (idx < 0) {
       if (!json_object_get(C.pending, name)) {
         json_object_set_new(C.pending, name, json_true());
@@ -216,10 +252,15 @@ static void place_orphans(struct cl_view *v) {
     json_t *cmp = json_pack("[o, o]", etcd_cmp_absent(ko), etcd_cmp_mod(ki, rev));
     json_t *succ = json_pack("[o]", etcd_op_put(ko, C.node, C.lease));
     bool moved = json_object_get(rec, "move_to") != NULL || json_object_get(rec, "move_info") != NULL;
-    if (moved) {
+    /* keep and relaxed instances record their owner (home): a keep one lives there, a relaxed
+     * one that loses it is waited for (above) */
+    bool new_home = fo.kind != BIVY_CL_FENCED && (home == NULL || strcmp(home, C.node) != 0);
+    json_object_del(C.orphans, name);
+    if (moved || new_home) {
       _cleanup_json_ json_t *r2 = json_deep_copy(rec);
       json_object_del(r2, "move_to");
       json_object_del(r2, "move_info"); /* consumed by this claim's restore */
+      if (fo.kind != BIVY_CL_FENCED) json_object_set_new(r2, "home", json_string(C.node));
       _cleanup_free_ char *t = json_dumps(r2, JSON_COMPACT);
       if (t) json_array_append_new(succ, etcd_op_put(ki, t, 0));
     }
@@ -261,6 +302,7 @@ void cluster_reconcile_now(void) {
       drop_local(in, "removed from the cluster");
       continue;
     }
+    if (own == NULL && reclaim(in, rec)) own = C.node;
     if (own == NULL || strcmp(own, C.node) != 0) {
       drop_local(in, own ? "owned by another node" : "not owned");
       continue;
@@ -290,18 +332,18 @@ void cluster_reconcile_now(void) {
   }
   if (pass_ok) place_orphans(&v);
   cl_view_free(&v);
-  if (C.lease_fresh && bivyd_now_ms() >= C.fence_at_ms) cluster_fence("lease not renewed");
+  cluster_fence_due(bivyd_now_ms());
 }
 
 static void tick(struct loop_timer *t, uint64_t now_ns) {
   (void)t;
   if (!C.on) return;
   uint64_t now = now_ns / 1000000;
-  if (C.lease_fresh && now >= C.fence_at_ms) cluster_fence("lease not renewed");
+  cluster_fence_due(now);
   if (now >= C.next_renew_ms) {
     cluster_renew(now);
     now = bivyd_now_ms();
-    if (C.lease_fresh && now >= C.fence_at_ms) cluster_fence("lease not renewed");
+    cluster_fence_due(now);
   }
   if (now >= C.next_poll_ms) {
     C.next_poll_ms = now + C.poll_ms;
@@ -313,6 +355,9 @@ static uint64_t next_due(void) {
   if (!C.on) return 0;
   uint64_t d = C.next_renew_ms < C.next_poll_ms ? C.next_renew_ms : C.next_poll_ms;
   if (C.lease_fresh && C.fence_at_ms < d) d = C.fence_at_ms;
+  for (struct bivyd_inst *in = T.insts; in; in = in->next) /* relaxed deadlines, to the ms */
+    if (!in->removed && inst_running_like(in) && in->state != S_STOPPING && cl_failover(in).kind == BIVY_CL_RELAXED && cl_deadline(in) < d)
+      d = cl_deadline(in);
   return d ? d * 1000000ull : 1; /* 0 would disarm the timer: now */
 }
 
@@ -320,7 +365,7 @@ static uint64_t next_due(void) {
  * learns the inits as they are now; the timer follows the next renewal, poll or deadline */
 static void after_iteration(void) {
   if (!C.on) return;
-  if (C.lease_fresh && bivyd_now_ms() >= C.fence_at_ms) cluster_fence("lease not renewed");
+  cluster_fence_due(bivyd_now_ms());
   cluster_guard_update();
   loop_timer_set(&t_tick, next_due());
 }

@@ -121,6 +121,8 @@ bool cl_verb_up(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   _cleanup_json_ json_t *rec = json_pack("{s:O, s:s, s:I}", "spec", copy ? copy : json_object_get(old, "spec"),
                                          "desired", "running", "gen",
                                          (json_int_t)json_integer_value(json_object_get(old, "gen")) + 1);
+  json_t *home = json_object_get(old, "home"); /* a keep instance stays where it lives */
+  if (rec && home) json_object_set(rec, "home", home);
   if (put_rec(name, rec, rev, &err) < 0) {
     bivyd_client_send_error(c, "up %s: %s", name, err->msg);
     return true;
@@ -251,6 +253,7 @@ bool cl_verb_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
 static json_t *local_summary(struct bivyd_inst *in) {
   json_t *s = inst_summary(in);
   if (s) json_object_set_new(s, "node", json_string(C.node));
+  if (s && !json_object_get(s, "failover")) json_object_set_new(s, "failover", json_string("fenced"));
   return s;
 }
 

@@ -105,6 +105,10 @@ json_t *cl_summary(struct cl_view *v, const char *name) {
   if (j == NULL) return NULL;
   json_object_set_new(j, "node", json_string(own ? own : ""));
   json_object_set_new(j, "desired", json_string(desired ? desired : "running"));
+  json_t *fo = json_object_get(json_object_get(rec, "spec"), "failover");
+  json_object_set_new(j, "failover", json_string(fo ? json_string_value(fo) : "fenced"));
+  const char *home = json_string_value(json_object_get(rec, "home"));
+  if (home) json_object_set_new(j, "home", json_string(home));
   const char *mv = json_string_value(json_object_get(rec, "move_to"));
   if (mv) json_object_set_new(j, "move_to", json_string(mv));
   return j;

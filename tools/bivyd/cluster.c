@@ -113,6 +113,7 @@ int cluster_config(const char *urls, const char *node, const char *cpus, const c
   int r = etcd_open(&C.e, urls, err);
   if (r < 0) return r;
   C.pending = json_object();
+  C.orphans = json_object();
   C.on = true;
   return 0;
 }
@@ -169,26 +170,53 @@ static void renewed(uint64_t sent_ms) {
   C.lease_fresh = true;
 }
 
-/* Our lease may expire from now on: nothing of ours may run any more. */
+struct bivy_cl_failover cl_failover(struct bivyd_inst *in) {
+  return bivy_cl_failover_of(json_string_value(json_object_get(in->spec, "failover")));
+}
+
+uint64_t cl_deadline(struct bivyd_inst *in) {
+  struct bivy_cl_failover f = cl_failover(in);
+  if (f.kind == BIVY_CL_KEEP) return UINT64_MAX;
+  if (f.kind == BIVY_CL_RELAXED) return C.last_ok_send_ms + f.relaxed_ms;
+  return bivy_cl_fence_at(C.last_ok_send_ms, C.ttl_ms, C.margin_ms);
+}
+
+/* stop the running instances whose deadline passed (all = every fenced one, whatever the
+ * time); the count */
+static unsigned fence_some(uint64_t now, bool all_fenced) {
+  unsigned n = 0;
+  for (struct bivyd_inst *in = T.insts; in; in = in->next) {
+    if (in->removed || !inst_running_like(in)) continue;
+    struct cl_loc *l = cl_loc_get(in->name, true);
+    if (l && l->fenced && in->state == S_STOPPING) continue; /* being killed already */
+    bool fenced = cl_failover(in).kind == BIVY_CL_FENCED;
+    if (!(fenced && all_fenced) && cl_deadline(in) > now) continue;
+    if (l) l->fenced = true;
+    if (in->state == S_RUNNING || in->state == S_STOPPING) n++;
+    /* SIGKILL to the whole cgroup now: our claim on it may expire from here on, after
+     * which another node starts it */
+    bool was_stopping = in->state == S_STOPPING;
+    sv_stop(in, 0);
+    if (was_stopping) inst_signal(in, SIGKILL);
+    if (!fenced) bivyd_event(in->name, "fenced", json_pack("{s:s}", "reason", "relaxed deadline passed"));
+  }
+  return n;
+}
+
 void cluster_fence(const char *why) {
   C.lease_fresh = false;
   if (C.fenced) return;
   C.fenced = true;
-  unsigned n = 0;
-  for (struct bivyd_inst *in = T.insts; in; in = in->next) {
-    if (in->removed) continue;
-    struct cl_loc *l = cl_loc_get(in->name, true);
-    if (l && inst_running_like(in)) l->fenced = true;
-    if (!inst_running_like(in)) continue;
-    if (in->state == S_RUNNING || in->state == S_STOPPING) n++;
-    /* SIGKILL to the whole cgroup now: the lease (and our claim on these instances) may
-     * expire within the margin, after which another node starts them */
-    bool was_stopping = in->state == S_STOPPING;
-    sv_stop(in, 0);
-    if (was_stopping) inst_signal(in, SIGKILL);
-  }
+  unsigned n = fence_some(bivyd_now_ms(), true);
   bivyd_log("cluster: fencing (%s): stopped %u instances before our lease can expire", why, n);
   bivyd_event("", "fenced", json_pack("{s:s, s:i}", "reason", why, "instances", (int)n));
+}
+
+void cluster_fence_due(uint64_t now) {
+  if (!C.joined) return;
+  if (C.lease_fresh && now >= C.fence_at_ms) cluster_fence("lease not renewed");
+  unsigned n = fence_some(now, false);
+  if (n) bivyd_log("cluster: fencing: stopped %u relaxed instances at their deadline", n);
 }
 
 int cluster_register(bivy_error_t *err) {
@@ -283,19 +311,40 @@ void cluster_renew(uint64_t now) {
   bivyd_log("cluster: joined as %s with lease %llx", C.node, (unsigned long long)C.lease);
 }
 
-/* the fence guard learns the deadline and the inits as they are now (restarts change them) */
+/* The fence guard learns the inits as they are now (restarts change them), each with its
+ * policy's deadline (keep ones are no target): a bivyd that dies or hangs is fenced for as
+ * its policies say. */
 void cluster_guard_update(void) {
-  if (!C.lease_fresh) return;
+  if (!C.joined) return;
   struct fence_target t[256];
   size_t n = 0;
-  for (struct bivyd_inst *in = T.insts; in && n < sizeof t / sizeof t[0]; in = in->next)
-    if (!in->removed && in->pidfd >= 0) t[n++] = (struct fence_target){in->pid, in->pid_start};
-  fence_guard_update(C.fence_at_ms, t, n);
+  for (struct bivyd_inst *in = T.insts; in && n < sizeof t / sizeof t[0]; in = in->next) {
+    if (in->removed || in->pidfd < 0) continue;
+    uint64_t d = cl_deadline(in);
+    /* relaxed: a third of the TTL after bivyd's own deadline, so that a live bivyd stops
+     * (and reports) it first; nobody else may start it before its deadline + TTL */
+    if (d != UINT64_MAX && cl_failover(in).kind == BIVY_CL_RELAXED) d += C.ttl_ms / 3;
+    if (d != UINT64_MAX) t[n++] = (struct fence_target){in->pid, in->pid_start, d};
+  }
+  fence_guard_update(true, t, n);
 }
 
 /* ---- start and stop ---- */
 
-/* the local instances of a previous bivyd whose lease expired: others own them now */
+/* a local record whose failover policy is keep: nobody else starts it, so it stays ours */
+static bool local_keep(const char *dir, const char *file) {
+  _cleanup_free_ char *p = NULL, *txt = NULL;
+  size_t len = 0;
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (asprintf(&p, "%s/%s", dir, file) < 0 || bivy_read_file_at(AT_FDCWD, p, &txt, &len, &err) < 0) return false;
+  json_error_t je;
+  _cleanup_json_ json_t *j = json_loadb(txt, len, 0, &je);
+  const char *f = json_string_value(json_object_get(json_object_get(j, "spec"), "failover"));
+  return bivy_cl_failover_of(f).kind == BIVY_CL_KEEP;
+}
+
+/* the local instances of a previous bivyd whose lease expired: others own them now, except
+ * keep instances (re-adopted, and claimed again by reconciliation) */
 static void wipe_local(void) {
   _cleanup_free_ char *dir = NULL;
   if (asprintf(&dir, "%s/instances", D.state_dir) < 0) return;
@@ -306,7 +355,7 @@ static void wipe_local(void) {
     if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)(n - 5), de->d_name);
-    if (!bivy_id_valid(name)) continue;
+    if (!bivy_id_valid(name) || local_keep(dir, de->d_name)) continue;
     char w[300];
     snprintf(w, sizeof w, "%s.w", name);
     /* our claim expired with our lease: another node may run it already */
@@ -351,6 +400,7 @@ static int join(bivy_error_t *err) {
       C.lease_fresh = false;
       return r;
     }
+    if ((r = insts_load(err)) < 0) return r; /* what wipe_local kept: keep instances */
     bivyd_log("cluster: joined as %s with lease %llx (TTL %llu ms, fencing %llu ms after a renewal)", C.node,
               (unsigned long long)C.lease, (unsigned long long)C.ttl_ms, (unsigned long long)(C.ttl_ms - C.margin_ms));
   }
@@ -406,7 +456,7 @@ void cluster_shutdown(void) {
     launch_cleanup(in);
     inst_remove_files(in);
   }
-  fence_guard_update(0, NULL, 0);
+  fence_guard_update(false, NULL, 0);
   _cleanup_error_ bivy_error_t err = NULL;
   C.fence_at_ms = bivyd_now_ms() + C.call_ms + 10;
   if (C.lease && etcd_lease_revoke(&C.e, C.lease, C.call_ms, &err) == 0) {
@@ -416,6 +466,7 @@ void cluster_shutdown(void) {
   bivyd_log("cluster: left (instances stopped, ownership released)");
   while (C.locs) cl_loc_drop(C.locs->name);
   json_decref(C.pending);
+  json_decref(C.orphans);
   free(C.last_error);
   etcd_close(&C.e);
   C.on = false;

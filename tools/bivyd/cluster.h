@@ -13,6 +13,7 @@
 
 #include "runtime/error.h"
 #include "tools/bivyd/etcd.h"
+#include "tools/bivyd/policy/placement-policy.h"
 
 struct bivyd_inst;
 
@@ -56,6 +57,7 @@ struct cluster {
   bool fenced;          /* instances stopped by fencing, lease not confirmed since */
   struct cl_loc *locs;
   json_t *pending;      /* names reported pending (one event each) */
+  json_t *orphans;      /* relaxed orphans: name -> when this node first saw it without owner (ms) */
   /* joining: bivyd starts whether etcd answers or not, and joins (with back-off) once it does */
   bool joined;          /* joined since start (a lease granted or the previous one confirmed) */
   char *last_error;     /* the last failed join or renewal, NULL after a success */
@@ -82,8 +84,15 @@ json_t *cluster_state_json(void);
 /* bivyd stopping: hand every instance over (stop, release ownership, revoke the lease) */
 void cluster_shutdown(void);
 
-/* stop every instance of ours now: our lease may expire from here on */
+/* our lease may expire from here on: stop every instance whose failover policy says so
+ * (fenced ones at once, relaxed ones past their own deadline; keep ones never) */
 void cluster_fence(const char *why);
+/* stop the relaxed instances whose deadline (last renewal + D) passed */
+void cluster_fence_due(uint64_t now_ms);
+/* an instance's policy (spec.failover) and its own deadline: monotonic ms after which it may
+ * not run without a renewal, UINT64_MAX for keep */
+struct bivy_cl_failover cl_failover(struct bivyd_inst *in);
+uint64_t cl_deadline(struct bivyd_inst *in);
 /* renew the lease (or rejoin) now */
 void cluster_renew(uint64_t now_ms);
 /* the node's membership key, on our lease (refused while another live node has the name) */

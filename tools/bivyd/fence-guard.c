@@ -1,11 +1,13 @@
 /* bivyd layer 4 (cluster): the fence guard, a small child of bivyd that outlives it. bivyd fences its instances
  * itself when it cannot renew its lease, but a bivyd that is killed (SIGKILL, a crash)
  * fences nothing, while its lease expires and other nodes start its instances again. So
- * after each renewal bivyd tells the guard, over a pipe, the fencing deadline and the
- * instances' inits ("DEADLINE_MS PID:START ...\n", CLOCK_MONOTONIC milliseconds); when the
- * deadline passes without a newer line — bivyd is dead or stuck — the guard SIGKILLs
- * those inits (each is pid 1 of its pid namespace: the whole instance goes) and, once bivyd
- * is gone (end of file), exits. "0\n" disarms it (bivyd leaving the cluster cleanly). */
+ * after each renewal bivyd tells the guard, over a pipe, the instances' inits and each one's
+ * own deadline (its failover policy's), the earliest first ("EARLIEST PID:START:DEADLINE
+ * ...\n", CLOCK_MONOTONIC milliseconds); when a deadline passes without a newer line — bivyd
+ * is dead or stuck — the guard SIGKILLs the inits whose deadline passed (each is pid 1 of its
+ * pid namespace: the whole instance goes), waits for the next one, and once bivyd is gone
+ * (end of file) and nothing is left to kill, exits. "0\n" disarms it (bivyd leaving the
+ * cluster cleanly). */
 #include "tools/bivyd/fence-guard.h"
 
 #include <errno.h>
@@ -28,17 +30,24 @@ static char last[8192];
 
 static uint64_t mono_ms(void) { return bivy_now_ns() / 1000000; }
 
-static void kill_listed(const char *line) {
+/* kill the listed inits whose deadline is at or before now; the next deadline, 0 = none */
+static uint64_t kill_due(const char *line, uint64_t now) {
   const char *p = strchr(line, ' ');
+  uint64_t next = 0;
   while (p && *p) {
     int pid = 0;
-    unsigned long long start = 0, now_start = 0;
+    unsigned long long start = 0, now_start = 0, due = 0;
     int n = 0;
-    if (sscanf(p, " %d:%llu%n", &pid, &start, &n) != 2) break;
+    if (sscanf(p, " %d:%llu:%llu%n", &pid, &start, &due, &n) != 3) break;
     p += n;
+    if (due > now) {
+      if (next == 0 || due < next) next = due;
+      continue;
+    }
     /* the same process (not a reused pid): it is an instance init whose claim may expire */
     if (pid > 1 && bivy_proc_start_time(pid, &now_start) == 0 && now_start == start) kill(pid, SIGKILL);
   }
+  return next;
 }
 
 static void __attribute__((noreturn)) guard_main(int fd) {
@@ -80,8 +89,9 @@ static void __attribute__((noreturn)) guard_main(int fd) {
       continue;
     }
     if (deadline && !fired && mono_ms() >= deadline) {
-      kill_listed(line);
-      fired = true;
+      uint64_t next = kill_due(line, mono_ms());
+      if (next) deadline = next;
+      else fired = true;
     }
   }
 }
@@ -108,13 +118,17 @@ int fence_guard_start(bivy_error_t *err) {
   return 0;
 }
 
-void fence_guard_update(uint64_t deadline_ms, const struct fence_target *t, size_t n) {
+void fence_guard_update(bool armed, const struct fence_target *t, size_t n) {
   if (guard_fd < 0) return;
+  uint64_t earliest = 0;
+  for (size_t i = 0; i < n && armed; i++)
+    if (t[i].pid > 1 && (earliest == 0 || t[i].deadline < earliest)) earliest = t[i].deadline;
   char line[sizeof last];
-  size_t off = (size_t)snprintf(line, sizeof line, "%llu", (unsigned long long)deadline_ms);
-  for (size_t i = 0; i < n && deadline_ms; i++) {
-    if (t[i].pid <= 1 || off + 48 >= sizeof line) continue;
-    off += (size_t)snprintf(line + off, sizeof line - off, " %d:%llu", (int)t[i].pid, t[i].start);
+  size_t off = (size_t)snprintf(line, sizeof line, "%llu", (unsigned long long)earliest);
+  for (size_t i = 0; i < n && earliest; i++) {
+    if (t[i].pid <= 1 || off + 72 >= sizeof line) continue;
+    off += (size_t)snprintf(line + off, sizeof line - off, " %d:%llu:%llu", (int)t[i].pid, t[i].start,
+                            (unsigned long long)t[i].deadline);
   }
   line[off++] = '\n';
   line[off] = '\0';

@@ -3,6 +3,7 @@
 #ifndef BIVYD_FENCE_GUARD_H
 #define BIVYD_FENCE_GUARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -12,10 +13,11 @@
 struct fence_target {
   pid_t pid;
   unsigned long long start; /* process start time: a reused pid is not killed */
+  uint64_t deadline;        /* CLOCK_MONOTONIC ms at which it is killed */
 };
 
 int fence_guard_start(bivy_error_t *err);
-/* the deadline (CLOCK_MONOTONIC ms; 0 = disarm) and the inits to kill then */
-void fence_guard_update(uint64_t deadline_ms, const struct fence_target *t, size_t n);
+/* the inits to kill, each at its deadline (armed false or n 0: disarm) */
+void fence_guard_update(bool armed, const struct fence_target *t, size_t n);
 
 #endif

@@ -199,6 +199,8 @@ json_t *inst_summary(struct bivyd_inst *in) {
                         bivy_sv_restart_str(&in->rp, rbuf, sizeof rbuf), "oom_kills", (json_int_t)in->oom_kills,
                         "backoff_ms", (json_int_t)in->last_delay_ms);
   if (j && in->last_code >= 0) json_object_set_new(j, "last_code", json_integer(in->last_code));
+  json_t *fo = json_object_get(in->spec, "failover");
+  if (j && fo) json_object_set(j, "failover", fo);
   json_t *as = json_object_get(in->spec, "autoscale");
   struct bivy_as_policy p;
   _cleanup_error_ bivy_error_t err = NULL;

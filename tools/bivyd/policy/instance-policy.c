@@ -1,6 +1,7 @@
 /* bivyd layer 0 (policy): restart policies, back-off, durations, instance specs (instance-policy.h). */
 #include "tools/bivyd/policy/instance-policy.h"
 
+#include "tools/bivyd/policy/placement-policy.h"
 #include "tools/bivyd/policy/scaling-policy.h"
 
 #include <errno.h>
@@ -166,7 +167,7 @@ static int check_autoscale(json_t *spec, json_t *as, bivy_error_t *err) {
 int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   if (!json_is_object(spec)) return bivy_error(err, EINVAL, "spec: must be an object");
   static const char *const known[] = {"bundle", "rootfs", "args", "env", "restart", "health", "limits",
-                                      "net", "publish", "seccomp", "max_backoff_ms", "warm", "autoscale", NULL};
+                                      "net", "publish", "seccomp", "max_backoff_ms", "warm", "autoscale", "failover", NULL};
   const char *k;
   json_t *v;
   json_object_foreach(spec, k, v) {
@@ -190,6 +191,10 @@ int bivy_sv_spec_check(json_t *spec, bivy_error_t *err) {
   else if (!json_is_string(restart) || bivy_sv_restart_parse(json_string_value(restart), &rp) < 0)
     return bivy_error(err, EINVAL, "spec.restart: must be no, on-failure[:N], always or unless-stopped");
   int r;
+  json_t *fo = json_object_get(spec, "failover");
+  struct bivy_cl_failover fp;
+  if (fo && !json_is_string(fo)) return bivy_error(err, EINVAL, "spec.failover: must be a string");
+  if (fo && (r = bivy_cl_failover_parse(json_string_value(fo), "spec.failover", &fp, err)) < 0) return r;
   json_t *h = json_object_get(spec, "health");
   if (h && (r = check_health(h, err)) < 0) return r;
   json_t *l = json_object_get(spec, "limits");

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/util.h"
+
 static double load_after(const struct bivy_cl_node *nd, double cpus, uint64_t mem) {
   double c = nd->cpus > 0 ? (nd->used_cpus + cpus) / nd->cpus : 0;
   double m = nd->mem > 0 ? (double)(nd->used_mem + mem) / (double)nd->mem : 0;
@@ -78,6 +80,31 @@ uint64_t bivy_cl_attempt_ms(uint64_t left_ms, size_t endpoints_left) {
   uint64_t share = left_ms / endpoints_left;
   if (share < BIVY_CL_ATTEMPT_MIN_MS) share = BIVY_CL_ATTEMPT_MIN_MS;
   return share < left_ms ? share : left_ms;
+}
+
+int bivy_cl_failover_parse(const char *s, const char *what, struct bivy_cl_failover *f, bivy_error_t *err) {
+  *f = (struct bivy_cl_failover){BIVY_CL_FENCED, 0};
+  if (s == NULL || strcmp(s, "fenced") == 0) return 0;
+  if (strcmp(s, "keep") == 0) {
+    f->kind = BIVY_CL_KEEP;
+    return 0;
+  }
+  if (strncmp(s, "relaxed=", 8) != 0)
+    return bivy_error_plain(err, EINVAL, "%s: unknown policy \"%s\" (fenced, keep or relaxed=DURATION)", what, s);
+  uint64_t ms = 0;
+  if (bivy_parse_duration(s + 8, &ms) < 0)
+    return bivy_error_plain(err, EINVAL, "%s: relaxed=%s: not a duration (e.g. 30s)", what, s + 8);
+  if (ms < 1000 || ms > BIVY_CL_RELAXED_MAX_MS)
+    return bivy_error_plain(err, EINVAL, "%s: relaxed=%s: out of range (1s to 1h; beyond, use keep)", what, s + 8);
+  f->kind = BIVY_CL_RELAXED;
+  f->relaxed_ms = ms;
+  return 0;
+}
+
+struct bivy_cl_failover bivy_cl_failover_of(const char *s) {
+  struct bivy_cl_failover f;
+  if (bivy_cl_failover_parse(s, "", &f, NULL) < 0) f = (struct bivy_cl_failover){BIVY_CL_FENCED, 0};
+  return f;
 }
 
 int bivy_cl_urls_parse(const char *arg, char ***urls, bivy_error_t *err) {

@@ -45,6 +45,27 @@ uint64_t bivy_cl_call_timeout(uint64_t now_ms, uint64_t fence_at_ms, uint64_t ma
 #define BIVY_CL_ATTEMPT_MIN_MS 100
 uint64_t bivy_cl_attempt_ms(uint64_t left_ms, size_t endpoints_left);
 
+/* What an instance does when its node loses etcd (per instance, `bivy up --failover`):
+ *   fenced     stopped at the node's fencing deadline (TTL - margin after the last renewal);
+ *              another node starts it once the lease expired: the quickest failover.
+ *   keep       never stopped for the cluster's sake, never started elsewhere by failover (its
+ *              home node restarts it by its restart policy; migrate and drain still move it).
+ *   relaxed=D  keeps running for D after the last renewal, then stopped; another node starts
+ *              it only once it has seen it orphaned (the lease expired) for D, so at the
+ *              earliest last renewal + TTL + D, after the owner stopped it (last renewal + D).
+ * Never twice, whichever: the owner's deadline always comes before anyone else's start. */
+enum bivy_cl_failover_kind { BIVY_CL_FENCED, BIVY_CL_KEEP, BIVY_CL_RELAXED };
+struct bivy_cl_failover {
+  enum bivy_cl_failover_kind kind;
+  uint64_t relaxed_ms;
+};
+#define BIVY_CL_RELAXED_MAX_MS (3600ull * 1000) /* longer: use keep */
+/* "fenced" | "keep" | "relaxed=DURATION" (1s..1h). NULL = the default, fenced. Errors
+ * name what (e.g. "--failover" or "spec.failover") and the reason. */
+int bivy_cl_failover_parse(const char *s, const char *what, struct bivy_cl_failover *f, bivy_error_t *err);
+/* an instance spec's policy (checked specs only; anything else is fenced) */
+struct bivy_cl_failover bivy_cl_failover_of(const char *s);
+
 /* "http://h:p[,http://h2:p2...]" -> a NULL-terminated array of URLs without trailing '/'.
  * Errors name --cluster and the bad element. Free with bivy_cl_urls_free. */
 int bivy_cl_urls_parse(const char *arg, char ***urls, bivy_error_t *err);
