@@ -46,7 +46,7 @@ POLICY_OBJS := $(POLICY_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
 HELPERS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%)
 
-.PHONY: all deps _check _check-asan _demo _bench check check-unit check-integration check-v2 check-fuzz check-asan demo bench clean rootfs fmt
+.PHONY: all deps _check _check-asan _demo _bench _chaos chaos check check-unit check-integration check-v2 check-fuzz check-asan demo bench clean rootfs fmt
 
 all: $(BUILD)/libbivy.a $(BUILD)/bivy $(BUILD)/bivyd $(HELPERS)
 
@@ -91,7 +91,7 @@ $(BUILD)/rootfs/bin/busybox: | $(BUILD)/bivy
 # Entry points that may be the first command on a fresh machine: install what is missing
 # (tools/deps.sh --if-missing), then run the real target in a sub-make so that pkg-config
 # sees the freshly installed libraries.
-check demo bench check-asan:
+check demo bench check-asan chaos:
 	@tools/deps.sh --if-missing
 	@$(MAKE) --no-print-directory _$@
 
@@ -111,12 +111,16 @@ check-v2: all rootfs
 check-fuzz: all
 	BUILD=$(BUILD) tests/check fuzz
 
+# The full fault-injection run (at least 200 faults, about 30 min): tests/chaos/run --help
+_chaos: all rootfs
+	BUILD=$(BUILD) tests/chaos/run --faults $${CHAOS_FAULTS:-200}
+
 # The same tiers with AddressSanitizer + UBSan, built apart under build/asan. (The fuzz tier
 # is left out: its targets are always built with ASan + UBSan and already ran in `check`.)
 _check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all build/asan/unit-tests
 	$(MAKE) --no-print-directory BUILD=build/asan rootfs
-	BUILD=build/asan tests/check unit integration v2
+	BUILD=build/asan tests/check unit integration chaos v2
 
 _demo: all rootfs
 	BUILD=$(BUILD) tools/demo.sh

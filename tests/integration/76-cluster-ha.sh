@@ -166,11 +166,87 @@ test_cluster_ha_keep_is_never_moved() {
   alive "$k1" || fail "k1 (keep) was killed with its node's bivyd"
   assert_eq "$(where k1)" n1 "k1 only on its node"
   assert_eq "$(where f1)" n2 "f1 moved"
+  # nobody can stop the copy on n1 now, so k1 cannot be moved either
+  expect_fail "migrate k1: a keep instance whose node n1 is unreachable may still run there" nb n2 migrate k1 --to n2
+  assert_eq "$(where k1)" n1 "k1 only on its node after the refused migrate"
   NODE_URL=$ETCD_URLS start_node n1
   wait_for sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n2/sock\" ls --format json | jq -r '.[] | select(.name == \"k1\") | .node + \" \" + .state')\" = 'n1 running' ]"
   assert_eq "$(pid_of n1 k1)" "$k1" "k1 re-adopted with its process"
   nb n1 monitor --format json k1 | jq -se 'any(.type == "reclaimed")' >/dev/null || fail "no reclaimed event"
   assert_eq "$(where k1)" n1
+}
+
+# NODE NAME 'WHERE STATE [HOME]': what ls on NODE says of instance NAME
+ls_says() {
+  [ "$(nb "$1" ls --format json | jq -r --arg n "$2" '.[] | select(.name == $n) | [.node, .state, .home // empty] | join(" ")')" = "$3" ]
+}
+
+# a clean leave (SIGTERM) stops the node's instances and says so: a relaxed one is started
+# elsewhere at once (nobody waits D for a copy that cannot run), a keep one waits for its
+# home; a drain of the home moves the keep instance to a new home
+test_cluster_ha_clean_leave() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  nb n1 up r1 --rootfs "$ROOTFS" --restart always --memory 32M --failover relaxed=30s -- sleep 100000 >/dev/null
+  nb n1 up k1 --rootfs "$ROOTFS" --restart always --memory 32M --failover keep -- sleep 100000 >/dev/null
+  wait_for ls_says n1 r1 "n1 running n1"
+  wait_for ls_says n1 k1 "n1 running n1"
+  NODE_URL=$ETCD_URLS start_node n2
+  kill -TERM "$(cat "$T/n1.pid")"
+  wait "$(cat "$T/n1.pid")" 2>/dev/null || true
+  [ -z "$(where r1)" ] && [ -z "$(where k1)" ] || fail "a clean leave left instances running: r1 on $(where r1), k1 on $(where k1)"
+  wait_for_s $((TTL_S * 2)) ls_says n2 r1 "n2 running n2" # well before relaxed=30s
+  sleep 1
+  assert_eq "$(where k1)" "" "k1 (keep) started away from its home"
+  NODE_URL=$ETCD_URLS start_node n1
+  wait_for ls_says n2 k1 "n1 running n1"
+  nb n2 drain n1 -t 0 >/dev/null
+  wait_for ls_says n2 k1 "n2 running n2"
+  assert_eq "$(where k1)" n2
+  assert_eq "$(where r1)" n2
+}
+
+starts_on() { nb "$1" monitor --format json "$2" | jq -s '[.[] | select(.type == "start")] | length'; }
+
+# a bivyd stopped (SIGSTOP) past its lease: its guard killed the instance, another node runs
+# it; woken up (SIGCONT), the stopped bivyd sees the exit first and must not start it again
+test_cluster_ha_woken_bivyd_does_not_restart() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  nb n1 up f1 --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null
+  wait_for ls_says n1 f1 "n1 running"
+  NODE_URL=$ETCD_URLS start_node n2
+  local before; before=$(starts_on n1 f1)
+  start_sampler_for f1
+  kill -STOP "$(cat "$T/n1.pid")"
+  wait_for_s $((TTL_S * 4)) sh -c "[ \"\$(\"$BIVY\" --socket \"$T/n2/sock\" ls --format json | jq -r '.[] | select(.name == \"f1\") | .node + \" \" + .state')\" = 'n2 running' ]"
+  kill -CONT "$(cat "$T/n1.pid")"
+  sleep 2
+  stop_sampler
+  assert_eq "$(starts_on n1 f1)" "$before" "starts of f1 on n1 after it woke up"
+  nb n1 monitor --format json f1 | jq -se 'any(.type == "held")' >/dev/null || fail "no held event on n1"
+  assert_eq "$(where f1)" n2
+}
+
+# bivyd killed and started again at once (its lease still alive): the new bivyd re-adopts the
+# instances and retires the old fence guard, whose deadlines would kill them
+test_cluster_ha_restarted_bivyd_retires_old_guard() {
+  start_etcd3
+  NODE_URL=$ETCD_URLS start_node n1
+  nb n1 up r1 --rootfs "$ROOTFS" --restart always --memory 32M --failover relaxed=3s -- sleep 100000 >/dev/null
+  nb n1 up f1 --rootfs "$ROOTFS" --restart always --memory 32M -- sleep 100000 >/dev/null
+  wait_for ls_says n1 r1 "n1 running n1"
+  wait_for ls_says n1 f1 "n1 running"
+  local r1 f1 guard
+  r1=$(pid_of n1 r1) f1=$(pid_of n1 f1)
+  guard=$(pgrep -P "$(cat "$T/n1.pid")" -x bivyd-fence)
+  kill -9 "$(cat "$T/n1.pid")"
+  NODE_URL=$ETCD_URLS start_node n1
+  wait_for sh -c "! kill -0 $guard"
+  grep -q "retired the fence guard $guard of a previous bivyd" "$T/n1.log" || fail "old guard not retired: $(grep cluster: "$T/n1.log" | tail -5)"
+  sleep $((3 + TTL_S)) # past both old deadlines (relaxed: 3 s + TTL/3 after the last renewal)
+  assert_eq "$(pid_of n1 r1)" "$r1" "r1 kept its process"
+  assert_eq "$(pid_of n1 f1)" "$f1" "f1 kept its process"
 }
 
 test_cluster_ha_failover_bad_input() {

@@ -49,14 +49,15 @@ start_etcd() {
   wait_for curl -sf "$ETCD/health"
 }
 
-# start_etcd3: a three-member etcd cluster on 127.0.0.1 (members m1 m2 m3, random free ports,
-# one data dir each). ETCD_URLS: the three client URLs, comma-separated; ETCD: m1's;
+# start_etcd3 [EXTRA_LISTEN_IP...]: a three-member etcd cluster on 127.0.0.1 (members m1 m2
+# m3, random free ports, one data dir each), also listening on the extra IPs (host ends of
+# test-made veths). ETCD_URLS: the three client URLs, comma-separated; ETCD: m1's;
 # EM_ARGS_<member>: each member's arguments (to start it again after a kill). etcd3_plan
 # only chooses the ports (for a bivyd started before etcd), etcd3_start starts the members.
-start_etcd3() { etcd3_plan; etcd3_start; }
+start_etcd3() { etcd3_plan "$@"; etcd3_start; }
 etcd3_plan() {
   trap 'rc=$?; set +e; cl_cleanup; (exit $rc); it_teardown' EXIT
-  local m cp pp peers="" urls=""
+  local m cp pp ip listen peers="" urls=""
   declare -gA EM_CP EM_PP
   for m in m1 m2 m3; do
     EM_CP[$m]=$(free_port); EM_PP[$m]=$(free_port)
@@ -65,7 +66,9 @@ etcd3_plan() {
   done
   for m in m1 m2 m3; do
     cp=${EM_CP[$m]} pp=${EM_PP[$m]}
-    declare -ga "EM_ARGS_$m=(--name $m --data-dir $T/etcd-$m --listen-client-urls http://127.0.0.1:$cp
+    listen=http://127.0.0.1:$cp
+    for ip in "$@"; do listen="$listen,http://$ip:$cp"; done
+    declare -ga "EM_ARGS_$m=(--name $m --data-dir $T/etcd-$m --listen-client-urls $listen
       --advertise-client-urls http://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp
       --initial-advertise-peer-urls http://127.0.0.1:$pp --initial-cluster $peers --initial-cluster-token bivyt-$$ --heartbeat-interval 50 --election-timeout 500)"
   done
@@ -119,13 +122,13 @@ start_node() {
 procs_on() { cat /sys/fs/cgroup/pids/"$CG_PARENT/$1/$2"/cgroup.procs /sys/fs/cgroup/"$CG_PARENT/$1/$2"/cgroup.procs 2>/dev/null || true; }
 alive() { kill -0 "$1" 2>/dev/null; }
 runs_on() { [ -n "$(procs_on "$1" "$2")" ]; }
-# sample: the names of instances that run on two nodes at once (bash builtins only, so that
+# sample: the names of instances (i1..i6, or SAMPLE_INSTS) that run on two nodes at once (bash builtins only, so that
 # one round of 18 cgroups takes a few ms)
 CGB=/sys/fs/cgroup/pids
 is_v2 && CGB=/sys/fs/cgroup
 sample() {
   local i n c x
-  for i in i1 i2 i3 i4 i5 i6; do
+  for i in ${SAMPLE_INSTS:-i1 i2 i3 i4 i5 i6}; do
     c=0
     for n in n1 n2 n3; do
       x=""
@@ -148,6 +151,7 @@ start_sampler() {
   ) &
   SAMPLER=$!
 }
+start_sampler_for() { SAMPLE_INSTS="$*"; start_sampler; } # the named instances only
 stop_sampler() {
   touch "$T/stop"
   wait "$SAMPLER"

@@ -200,6 +200,21 @@ static struct bivyd_inst *adopt_start(const char *name, json_t *rec, int64_t rev
   return in;
 }
 
+/* drop "home" from an orphan's record, while it is still the record read and unowned */
+static void unhome(const char *name, json_t *rec, int64_t rev) {
+  _cleanup_free_ char *ko = cl_key("owner", name), *ki = cl_key("inst", name);
+  _cleanup_json_ json_t *r2 = json_deep_copy(rec);
+  if (ko == NULL || ki == NULL || r2 == NULL) return;
+  json_object_del(r2, "home");
+  _cleanup_free_ char *t = json_dumps(r2, JSON_COMPACT);
+  if (t == NULL) return;
+  bool ok = false;
+  _cleanup_error_ bivy_error_t err = NULL;
+  json_t *cmp = json_pack("[o, o]", etcd_cmp_absent(ko), etcd_cmp_mod(ki, rev));
+  if (call_ok(etcd_txn(&C.e, cmp, json_pack("[o]", etcd_op_put(ki, t, 0)), NULL, cl_timeout(), &ok, &err), &err, "unhome") && ok)
+    bivyd_event(name, "unhomed", json_pack("{s:s, s:s}", "node", C.node, "reason", "its home node is drained"));
+}
+
 static void place_orphans(struct cl_view *v) {
   size_t n;
   struct bivy_cl_node *nodes = cl_nodes(v, &n);
@@ -219,6 +234,14 @@ static void place_orphans(struct cl_view *v) {
     const char *home = json_string_value(json_object_get(rec, "home"));
     bool at_home = fo.kind == BIVY_CL_KEEP && home && !json_object_get(rec, "move_to");
     if (at_home && strcmp(home, C.node) != 0) continue; /* only its home starts it again */
+    if (at_home && json_object_get(v->drain, C.node)) {
+      /* its home is this node, drained, and it runs nowhere (the local pass above re-owned or
+       * dropped every local instance): only we may give it up, so that another node claims it
+       * and becomes its home */
+      struct bivyd_inst *here = inst_find(name);
+      if (here == NULL || here->removed) unhome(name, rec, (int64_t)json_integer_value(json_object_get(e, "rev")));
+      continue;
+    }
     if (fo.kind == BIVY_CL_RELAXED && home) {
       /* it had an owner (home), who may run it until D after its last renewal: wait D from
        * the first time this node saw it without owner, which is after that lease expired */

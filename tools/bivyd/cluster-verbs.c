@@ -70,14 +70,25 @@ static char *node_list(struct cl_view *v) {
   return s;
 }
 
+/* what this node runs: its own summary, fresher than the status it published, with what
+ * only the record knows (home, move_to) */
+static json_t *local_summary(struct bivyd_inst *in, json_t *rec) {
+  json_t *s = inst_summary(in);
+  if (s == NULL) return NULL;
+  json_object_set_new(s, "node", json_string(C.node));
+  if (!json_object_get(s, "failover")) json_object_set_new(s, "failover", json_string("fenced"));
+  const char *keys[] = {"home", "move_to"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *x = json_object_get(rec, keys[i]);
+    if (json_is_string(x)) json_object_set(s, keys[i], x);
+  }
+  return s;
+}
+
 /* the instance as ls shows it, after this node had a chance to act */
 static json_t *fresh_summary(const char *name) {
   struct bivyd_inst *in = inst_find(name);
-  if (in) {
-    json_t *s = inst_summary(in);
-    json_object_set_new(s, "node", json_string(C.node));
-    return s;
-  }
+  if (in) return local_summary(in, NULL);
   struct cl_view v;
   _cleanup_error_ bivy_error_t err = NULL;
   if (cl_view_load(&v, &err) < 0) return json_pack("{s:s, s:s}", "name", name, "state", "unknown");
@@ -249,14 +260,6 @@ bool cl_verb_resize(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   return true;
 }
 
-/* what this node runs: its own summary, fresher than the status it published */
-static json_t *local_summary(struct bivyd_inst *in) {
-  json_t *s = inst_summary(in);
-  if (s) json_object_set_new(s, "node", json_string(C.node));
-  if (s && !json_object_get(s, "failover")) json_object_set_new(s, "failover", json_string("fenced"));
-  return s;
-}
-
 bool cl_verb_ls(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   (void)req;
   json_t *arr = json_array(), *nodes = json_array();
@@ -264,11 +267,11 @@ bool cl_verb_ls(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   json_t *x;
   json_object_foreach(v->insts, name, x) {
     struct bivyd_inst *in = inst_find(name);
-    json_array_append_new(arr, in && !in->removed ? local_summary(in) : cl_summary(v, name));
+    json_array_append_new(arr, in && !in->removed ? local_summary(in, json_object_get(x, "rec")) : cl_summary(v, name));
   }
   /* running here, not in the view (joining: no view read yet) */
   for (struct bivyd_inst *in = T.insts; in; in = in->next)
-    if (!in->removed && !json_object_get(v->insts, in->name)) json_array_append_new(arr, local_summary(in));
+    if (!in->removed && !json_object_get(v->insts, in->name)) json_array_append_new(arr, local_summary(in, NULL));
   if (v->stale) {
     size_t i;
     json_array_foreach(arr, i, x) json_object_set_new(x, "stale_ms", json_integer((json_int_t)v->stale_ms));
@@ -309,6 +312,13 @@ bool cl_verb_migrate(struct bivyd_client *c, json_t *req, struct cl_view *v) {
   const char *from = cl_owner(v, name);
   if (from && strcmp(from, to) == 0) {
     bivyd_client_send_error(c, "migrate %s: already on node %s", name, to);
+    return true;
+  }
+  const char *home = json_string_value(json_object_get(old, "home"));
+  if (from == NULL && home &&
+      bivy_cl_failover_of(json_string_value(json_object_get(json_object_get(old, "spec"), "failover"))).kind == BIVY_CL_KEEP) {
+    /* nobody could stop the copy that may still run there: starting one on TO could make two */
+    bivyd_client_send_error(c, "migrate %s: a keep instance whose node %s is unreachable may still run there; migrate it once %s is back", name, home, home);
     return true;
   }
   json_t *lim = json_object_get(json_object_get(old, "spec"), "limits");

@@ -408,6 +408,7 @@ static int join(bivy_error_t *err) {
   C.next_renew_ms = bivyd_now_ms() + C.renew_ms;
   C.next_poll_ms = 0;
   cluster_guard_update();
+  fence_guard_retire_old();
   return 0;
 }
 
@@ -427,8 +428,15 @@ static void try_join(uint64_t now) {
   else if (D.debug) bivyd_debug("cluster: joining: %s", err->msg);
 }
 
+/* no start once the instance's deadline passed: a bivyd that wakes up from SIGSTOP (or gets
+ * its first event after a long stall) must not restart what another node may own by now */
+static const char *start_gate(struct bivyd_inst *in) {
+  return bivyd_now_ms() < cl_deadline(in) ? NULL : "the claim's deadline passed (lease not renewed in time)";
+}
+
 int cluster_start(bivy_error_t *err) {
   int r;
+  sv_set_start_gate(start_gate);
   if ((r = fence_guard_start(err)) < 0) return r;
   _cleanup_error_ bivy_error_t jerr = NULL;
   if ((r = join(&jerr)) == -EEXIST) {
@@ -446,15 +454,42 @@ int cluster_start(bivy_error_t *err) {
   return 0;
 }
 
+/* a relaxed instance we stopped on a clean leave: drop "home" from its record (while we
+ * still own it), so that nobody waits D for a copy that cannot be running any more */
+static void strip_home(const char *name) {
+  _cleanup_free_ char *ki = cl_key("inst", name), *ko = cl_key("owner", name);
+  _cleanup_json_ json_t *kvs = NULL;
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (ki == NULL || ko == NULL || etcd_range_prefix(&C.e, ki, C.call_ms, &kvs, &err) < 0) return;
+  size_t i;
+  json_t *kv;
+  json_array_foreach(kvs, i, kv) {
+    if (strcmp(json_string_value(json_object_get(kv, "key")) ?: "", ki) != 0) continue;
+    json_error_t je;
+    _cleanup_json_ json_t *rec = json_loads(json_string_value(json_object_get(kv, "value")) ?: "", 0, &je);
+    const char *home = json_string_value(json_object_get(rec, "home"));
+    if (home == NULL || strcmp(home, C.node) != 0) return;
+    json_object_del(rec, "home");
+    _cleanup_free_ char *t = json_dumps(rec, JSON_COMPACT);
+    if (t == NULL) return;
+    bool ok = false;
+    json_t *cmp = json_pack("[o, o]", etcd_cmp_value(ko, C.node), etcd_cmp_mod(ki, json_integer_value(json_object_get(kv, "mod_revision"))));
+    etcd_txn(&C.e, cmp, json_pack("[o]", etcd_op_put(ki, t, 0)), NULL, C.call_ms, &ok, &err);
+    return;
+  }
+}
+
 void cluster_shutdown(void) {
   if (!C.on) return;
   /* nobody fences for a stopped bivyd: hand everything over now instead of leaving
    * instances that others would start again once our lease expires */
   for (struct bivyd_inst *in = T.insts; in; in = in->next) {
     if (in->removed) continue;
+    bool relaxed = cl_failover(in).kind == BIVY_CL_RELAXED;
     sv_detach(in);
     launch_cleanup(in);
     inst_remove_files(in);
+    if (relaxed && C.joined && C.lease) strip_home(in->name);
   }
   fence_guard_update(false, NULL, 0);
   _cleanup_error_ bivy_error_t err = NULL;

@@ -23,6 +23,8 @@
 
 #include "runtime/state.h"
 #include "runtime/util.h"
+#include "runtime/cleanup.h"
+#include "tools/bivyd/conf.h"
 #include "tools/bivyd/daemon-log.h"
 
 static int guard_fd = -1;
@@ -96,7 +98,59 @@ static void __attribute__((noreturn)) guard_main(int fd) {
   }
 }
 
+/* The guards of earlier bivyds of this state dir, from STATE/fence-guards ("PID START" lines):
+ * a bivyd that was killed leaves its guard armed with the deadlines it last sent. Once the
+ * new bivyd has joined, every instance is re-adopted under its own guard (same lease) or was
+ * removed (new lease), so the old guard's deadlines would only kill re-adopted instances. */
+static struct {
+  pid_t pid;
+  unsigned long long start;
+} old_guards[8];
+static size_t n_old;
+static pid_t my_pid;
+static unsigned long long my_start;
+
+static char *guards_path(void) {
+  char *p = NULL;
+  return asprintf(&p, "%s/fence-guards", D.state_dir) < 0 ? NULL : p;
+}
+
+static void guards_write(bool with_old) {
+  _cleanup_free_ char *p = guards_path(), *tmp = NULL;
+  if (p == NULL || asprintf(&tmp, "%s.tmp", p) < 0) return;
+  _cleanup_fclose_ FILE *f = fopen(tmp, "we");
+  if (f == NULL) return;
+  for (size_t i = 0; with_old && i < n_old; i++) fprintf(f, "%d %llu\n", (int)old_guards[i].pid, old_guards[i].start);
+  fprintf(f, "%d %llu\n", (int)my_pid, my_start);
+  if (fflush(f) == 0) rename(tmp, p);
+}
+
+void fence_guard_retire_old(void) {
+  if (n_old == 0) return;
+  for (size_t i = 0; i < n_old; i++) {
+    unsigned long long st = 0;
+    /* only that very process (the pid may be reused), and only a guard: its start time */
+    if (bivy_proc_start_time(old_guards[i].pid, &st) == 0 && st == old_guards[i].start) {
+      kill(old_guards[i].pid, SIGKILL);
+      bivyd_log("cluster: retired the fence guard %d of a previous bivyd (its instances are ours now)", (int)old_guards[i].pid);
+    }
+  }
+  n_old = 0;
+  guards_write(false);
+}
+
+static void guards_read(void) {
+  _cleanup_free_ char *p = guards_path();
+  _cleanup_fclose_ FILE *f = p ? fopen(p, "re") : NULL;
+  int pid;
+  unsigned long long st, now_st;
+  n_old = 0;
+  while (f && n_old < sizeof old_guards / sizeof old_guards[0] && fscanf(f, "%d %llu", &pid, &st) == 2)
+    if (pid > 1 && bivy_proc_start_time(pid, &now_st) == 0 && now_st == st) old_guards[n_old++] = (typeof(old_guards[0])){pid, st};
+}
+
 int fence_guard_start(bivy_error_t *err) {
+  guards_read();
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return bivy_error_errno(err, "fence guard: pipe2");
   pid_t pid = fork();
@@ -114,6 +168,9 @@ int fence_guard_start(bivy_error_t *err) {
   close(p[0]);
   fcntl(p[1], F_SETFL, O_NONBLOCK); /* bivyd never blocks on it */
   guard_fd = p[1];
+  my_pid = pid;
+  bivy_proc_start_time(pid, &my_start);
+  guards_write(true);
   bivyd_log("cluster: fence guard pid %d", (int)pid);
   return 0;
 }

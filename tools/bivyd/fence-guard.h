@@ -19,5 +19,8 @@ struct fence_target {
 int fence_guard_start(bivy_error_t *err);
 /* the inits to kill, each at its deadline (armed false or n 0: disarm) */
 void fence_guard_update(bool armed, const struct fence_target *t, size_t n);
+/* SIGKILL the guards that earlier bivyds of this state dir left (once joined: their
+ * instances are re-adopted under ours or removed) */
+void fence_guard_retire_old(void);
 
 #endif

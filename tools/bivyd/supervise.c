@@ -44,6 +44,8 @@ static void kill_due(struct loop_timer *t, uint64_t now);
 static void (*settled_hook)(struct bivyd_inst *in, const char *error);
 
 void sv_on_settled(void (*fn)(struct bivyd_inst *in, const char *error)) { settled_hook = fn; }
+static const char *(*start_gate)(struct bivyd_inst *in);
+void sv_set_start_gate(const char *(*gate)(struct bivyd_inst *in)) { start_gate = gate; }
 
 /* fn and data change only here, never while armed with other ones */
 static void arm(struct loop_timer *t, loop_timer_fn fn, void *data, uint64_t due) {
@@ -153,6 +155,16 @@ static void apply_policy(struct bivyd_inst *in, bool failed, uint64_t ran_ms) {
 
 void sv_start_or_backoff(struct bivyd_inst *in) {
   _cleanup_error_ bivy_error_t err = NULL;
+  const char *held = start_gate ? start_gate(in) : NULL;
+  if (held) {
+    /* the layer above may not let it run now (cluster: our claim's deadline passed while we
+     * were stopped or cut off, so another node may run it): ask again shortly; that layer
+     * stops or drops it meanwhile if it is no longer ours */
+    if (in->state != S_BACKOFF) bivyd_event(in->name, "held", json_pack("{s:s}", "reason", held));
+    in->state = S_BACKOFF;
+    arm(&in->t_restart, restart_due, in, bivy_now_ns() + BIVY_SV_HOLD_RETRY_MS * 1000000ull);
+    return;
+  }
   in->state = S_STARTING;
   if (sv_start(in, &err) == 0) return;
   free(in->last_error);

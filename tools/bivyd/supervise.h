@@ -29,5 +29,9 @@ void sv_detach(struct bivyd_inst *in);
 /* fn(in, NULL) when a stop or restart that clients wait for finished, fn(in, why) if the
  * restart failed; in->waiters lists them */
 void sv_on_settled(void (*fn)(struct bivyd_inst *in, const char *error));
+/* a gate asked before every start: NULL lets it start, else the reason it may not start now
+ * (it is asked again every BIVY_SV_HOLD_RETRY_MS; the cluster layer's claim deadline) */
+#define BIVY_SV_HOLD_RETRY_MS 250
+void sv_set_start_gate(const char *(*gate)(struct bivyd_inst *in));
 
 #endif
