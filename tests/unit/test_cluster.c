@@ -129,6 +129,14 @@ Test(cluster_urls, parse) {
   bivy_error_release(&err);
 }
 
+Test(cluster_urls, loopback) {
+  const char *yes[] = {"http://127.0.0.1:2379", "https://127.1.2.3:1", "http://localhost:2379", "http://[::1]:2379"};
+  const char *no[] = {"http://10.0.0.1:2379", "http://127.0.0.1.evil.example:2379", "http://127.0.0:1",
+                      "http://localhost.example:1", "https://etcd:2379", "http://[::2]:1", "http://127.0.0.x:1"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) cr_assert(bivy_cl_url_loopback(yes[i]), "%s", yes[i]);
+  for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) cr_assert_not(bivy_cl_url_loopback(no[i]), "%s", no[i]);
+}
+
 Test(cluster_urls, node_names) {
   cr_assert(bivy_cl_node_valid("node-1"));
   cr_assert(bivy_cl_node_valid("a.b_c"));

@@ -75,6 +75,16 @@ static const char usage[] =
     "  --node-cpus N         CPUs this node offers to placement (default: online CPUs)\n"
     "  --node-memory SIZE    memory this node offers (default: physical memory)\n"
     "  --lease-ttl D         membership lease TTL (default 3s, whole seconds)\n"
+    "  --etcd-cacert FILE    CA certificate(s) that etcd's members must be signed by (https)\n"
+    "  --etcd-cert FILE      this node's client certificate for etcd (mutual TLS), with\n"
+    "  --etcd-key FILE       its private key\n"
+    "  --etcd-user NAME      authenticate to etcd as NAME (etcd auth; its role decides the keys)\n"
+    "  --etcd-password-file FILE  NAME's password (the file must be mode 0600 or stricter)\n"
+    "  --insecure-cluster    accept plain http:// to an etcd that is not on loopback\n"
+    "  --cluster-policy FILE what this node agrees to run (JSON: rootfs_prefixes,\n"
+    "                        bundle_prefixes, host_bind_mounts, host_namespaces, devices,\n"
+    "                        privileged, max_capabilities, max_memory, max_cpus, max_pids);\n"
+    "                        an instance it refuses is left to other nodes (event refused)\n"
     "  --debug               log every request and timing to stderr\n"
     "  --version             print the version\n"
     "  -h, --help            this help\n";
@@ -114,8 +124,9 @@ static int setup(bivy_error_t *err) {
 
 int main(int argc, char **argv) {
   enum { O_ROOT = 256, O_STATE, O_SOCKET, O_CGP, O_BACKOFF, O_LOGMAX, O_DEBUG, O_VERSION, O_BMEM, O_BCPU,
-         O_CLUSTER, O_NODE, O_NODE_CPUS, O_NODE_MEM, O_LEASE_TTL };
-  const char *cl_urls = NULL, *cl_node = NULL, *cl_cpus = NULL, *cl_mem = NULL, *cl_ttl = NULL;
+         O_CLUSTER, O_NODE, O_NODE_CPUS, O_NODE_MEM, O_LEASE_TTL, O_CACERT, O_CERT, O_KEY, O_USER, O_PWFILE,
+         O_INSECURE, O_POLICY };
+  struct cluster_opts co = {0};
   static const struct option opts[] = {{"root", required_argument, NULL, O_ROOT},
                                        {"state-dir", required_argument, NULL, O_STATE},
                                        {"socket", required_argument, NULL, O_SOCKET},
@@ -130,6 +141,13 @@ int main(int argc, char **argv) {
                                        {"node-cpus", required_argument, NULL, O_NODE_CPUS},
                                        {"node-memory", required_argument, NULL, O_NODE_MEM},
                                        {"lease-ttl", required_argument, NULL, O_LEASE_TTL},
+                                       {"etcd-cacert", required_argument, NULL, O_CACERT},
+                                       {"etcd-cert", required_argument, NULL, O_CERT},
+                                       {"etcd-key", required_argument, NULL, O_KEY},
+                                       {"etcd-user", required_argument, NULL, O_USER},
+                                       {"etcd-password-file", required_argument, NULL, O_PWFILE},
+                                       {"insecure-cluster", no_argument, NULL, O_INSECURE},
+                                       {"cluster-policy", required_argument, NULL, O_POLICY},
                                        {"version", no_argument, NULL, O_VERSION},
                                        {"help", no_argument, NULL, 'h'},
                                        {0, 0, 0, 0}};
@@ -178,11 +196,18 @@ int main(int argc, char **argv) {
         }
         break;
       }
-      case O_CLUSTER: cl_urls = optarg; break;
-      case O_NODE: cl_node = optarg; break;
-      case O_NODE_CPUS: cl_cpus = optarg; break;
-      case O_NODE_MEM: cl_mem = optarg; break;
-      case O_LEASE_TTL: cl_ttl = optarg; break;
+      case O_CLUSTER: co.urls = optarg; break;
+      case O_NODE: co.node = optarg; break;
+      case O_NODE_CPUS: co.cpus = optarg; break;
+      case O_NODE_MEM: co.mem = optarg; break;
+      case O_LEASE_TTL: co.ttl = optarg; break;
+      case O_CACERT: co.cacert = optarg; break;
+      case O_CERT: co.cert = optarg; break;
+      case O_KEY: co.key = optarg; break;
+      case O_USER: co.user = optarg; break;
+      case O_PWFILE: co.password_file = optarg; break;
+      case O_INSECURE: co.insecure = true; break;
+      case O_POLICY: co.policy_file = optarg; break;
       case O_VERSION: printf("bivyd version %s\n", BIVY_VERSION); return 0;
       case 'h': fputs(usage, stdout); return 0;
       default: fprintf(stderr, "bivyd: see 'bivyd --help'\n"); return 2;
@@ -192,13 +217,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bivyd: unexpected argument \"%s\" (see 'bivyd --help')\n", argv[optind]);
     return 2;
   }
-  if (cl_urls || cl_node || cl_cpus || cl_mem || cl_ttl) {
+  if (co.urls || co.node || co.cpus || co.mem || co.ttl || co.cacert || co.cert || co.key || co.user ||
+      co.password_file || co.insecure || co.policy_file) {
     _cleanup_error_ bivy_error_t cerr = NULL;
-    if (cl_urls == NULL) {
-      fprintf(stderr, "bivyd: --node, --node-cpus, --node-memory and --lease-ttl need --cluster URL\n");
+    if (co.urls == NULL) {
+      fprintf(stderr, "bivyd: --node, --node-cpus, --node-memory, --lease-ttl, --etcd-*, --insecure-cluster and "
+                      "--cluster-policy need --cluster URL\n");
       return 2;
     }
-    if (cluster_config(cl_urls, cl_node, cl_cpus, cl_mem, cl_ttl, &cerr) < 0) {
+    if (cluster_config(&co, &cerr) < 0) {
       fprintf(stderr, "bivyd: %s\n", cerr->msg);
       return 2;
     }

@@ -108,8 +108,14 @@ static void apply(struct bivyd_inst *in, struct cl_loc *l, json_t *rec, int64_t 
     json_t *have = json_object_get(in->spec, "limits");
     if (json_is_object(want) && json_object_size(want) && !json_equal(want, have)) {
       _cleanup_error_ bivy_error_t err = NULL;
+      _cleanup_json_ json_t *next = json_deep_copy(in->spec);
+      const char *rule = NULL;
       bool live = false;
-      if (inst_resize(in, want, &live, &err) < 0)
+      if (next) json_object_set(next, "limits", want);
+      /* the node's ceilings hold for a resize as for a claim */
+      if (next && cluster_admit(in->name, next, &rule, &err) < 0)
+        bivyd_event(in->name, "resize-refused", json_pack("{s:s, s:s, s:s}", "node", C.node, "rule", rule ?: "spec", "detail", err ? err->msg : "?"));
+      else if (inst_resize(in, want, &live, &err) < 0)
         bivyd_event(in->name, "resize-failed", json_pack("{s:s}", "error", err->msg));
       else bivyd_event(in->name, "resize", json_pack("{s:O, s:b}", "limits", want, "live", live));
     }
@@ -215,7 +221,55 @@ static void unhome(const char *name, json_t *rec, int64_t rev) {
     bivyd_event(name, "unhomed", json_pack("{s:s, s:s}", "node", C.node, "reason", "its home node is drained"));
 }
 
+/* Admission: does this node's policy (--cluster-policy) let it run rec (at revision rev)?
+ * A refusal is published as refused/NAME/NODE on our lease, so that every node's placement
+ * skips us for this revision (and the refusal vanishes with us). Answers are remembered per
+ * revision: the config is built once, not at every poll. */
+static json_t *admitted; /* name -> rev admitted */
+
+static bool admits(struct cl_view *v, const char *name, json_t *rec, int64_t rev) {
+  if (cl_refusal(v, name, C.node, rev)) return false;
+  if (admitted == NULL) admitted = json_object();
+  if (json_integer_value(json_object_get(admitted, name)) == rev) return true;
+  const char *rule = NULL;
+  _cleanup_error_ bivy_error_t err = NULL;
+  if (cluster_admit(name, json_object_get(rec, "spec"), &rule, &err) == 0) {
+    json_object_set_new(admitted, name, json_integer((json_int_t)rev));
+    return true;
+  }
+  _cleanup_free_ char *key = NULL, *txt = NULL;
+  _cleanup_json_ json_t *val =
+      json_pack("{s:I, s:s, s:s}", "rev", (json_int_t)rev, "rule", rule ? rule : "spec", "detail", err ? err->msg : "?");
+  if (asprintf(&key, "%srefused/%s/%s", CL_PREFIX, name, C.node) < 0 || (txt = json_dumps(val, JSON_COMPACT)) == NULL)
+    return false;
+  _cleanup_error_ bivy_error_t perr = NULL;
+  if (!call_ok(etcd_put(&C.e, key, txt, C.lease, cl_timeout(), &perr), &perr, "refuse")) return false;
+  bivyd_log("cluster: %s: refused by this node's policy: %s: %s", name, rule ? rule : "spec", err ? err->msg : "?");
+  bivyd_event(name, "refused", json_pack("{s:s, s:s, s:s}", "node", C.node, "rule", rule ? rule : "spec", "detail", err ? err->msg : "?"));
+  return false;
+}
+
+/* our refusals of records that are gone or have changed since (a new `up` is checked again) */
+static void drop_stale_refusals(struct cl_view *v) {
+  const char *name;
+  json_t *per;
+  json_object_foreach(v->refused, name, per) {
+    json_t *mine = json_object_get(per, C.node), *e = json_object_get(v->insts, name);
+    if (mine == NULL || (e && json_equal(json_object_get(mine, "rev"), json_object_get(e, "rev")))) continue;
+    _cleanup_free_ char *key = NULL;
+    _cleanup_error_ bivy_error_t err = NULL;
+    if (asprintf(&key, "%srefused/%s/%s", CL_PREFIX, name, C.node) < 0) return;
+    if (!call_ok(etcd_delete(&C.e, key, cl_timeout(), &err), &err, "refusal")) return;
+  }
+  if (admitted == NULL) return;
+  void *tmp;
+  json_t *rv;
+  json_object_foreach_safe(admitted, tmp, name, rv) if (!json_object_get(v->insts, name)) json_object_del(admitted, name);
+}
+
 static void place_orphans(struct cl_view *v) {
+  drop_stale_refusals(v);
+  if (!pass_ok) return;
   size_t n;
   struct bivy_cl_node *nodes = cl_nodes(v, &n);
   if (nodes == NULL) return;
@@ -255,11 +309,22 @@ static void place_orphans(struct cl_view *v) {
     double cpus = json_number_value(json_object_get(lim, "cpus"));
     const char *to = json_string_value(json_object_get(rec, "move_to"));
     if (to && (!json_object_get(v->nodes, to) || json_object_get(v->drain, to))) to = NULL;
+    int64_t rev = (int64_t)json_integer_value(json_object_get(e, "rev"));
+    /* nodes whose policy refuses this revision of the record are skipped by everyone */
+    size_t refusing = 0;
+    for (size_t k = 0; k < n; k++) {
+      nodes[k].refuses = strcmp(nodes[k].name, C.node) == 0 ? !admits(v, name, rec, rev)
+                                                            : cl_refusal(v, name, nodes[k].name, rev) != NULL;
+      refusing += nodes[k].refuses;
+    }
+    if (!pass_ok) break;
     int idx = bivy_cl_place(nodes, n, cpus, m > 0 ? (uint64_t)m : 0, at_home ? home : to);
     if (idx < 0) {
       if (!json_object_get(C.pending, name)) {
         json_object_set_new(C.pending, name, json_true());
-        bivyd_event(name, "pending", json_pack("{s:s, s:O}", "reason", "fits on no node", "limits", lim ? lim : json_null()));
+        bivyd_event(name, "pending", json_pack("{s:s, s:O}", "reason",
+                                               refusing == n ? "refused by every node's policy" : "fits on no node",
+                                               "limits", lim ? lim : json_null()));
       }
       continue;
     }
@@ -271,7 +336,6 @@ static void place_orphans(struct cl_view *v) {
     /* claim: exactly one node wins, and only while the record is the one placed */
     _cleanup_free_ char *ko = cl_key("owner", name), *ki = cl_key("inst", name);
     if (ko == NULL || ki == NULL) break;
-    int64_t rev = (int64_t)json_integer_value(json_object_get(e, "rev"));
     json_t *cmp = json_pack("[o, o]", etcd_cmp_absent(ko), etcd_cmp_mod(ki, rev));
     json_t *succ = json_pack("[o]", etcd_op_put(ko, C.node, C.lease));
     bool moved = json_object_get(rec, "move_to") != NULL || json_object_get(rec, "move_info") != NULL;

@@ -18,6 +18,7 @@ void cl_view_free(struct cl_view *v) {
   json_decref(v->insts);
   json_decref(v->owner);
   json_decref(v->status);
+  json_decref(v->refused);
   *v = (struct cl_view){0};
 }
 
@@ -49,7 +50,7 @@ int cl_view_last(struct cl_view *v) {
 }
 
 static void split(struct cl_view *v, json_t *kvs) {
-  *v = (struct cl_view){.nodes = json_object(), .drain = json_object(), .insts = json_object(), .owner = json_object(), .status = json_object()};
+  *v = (struct cl_view){.nodes = json_object(), .drain = json_object(), .insts = json_object(), .owner = json_object(), .status = json_object(), .refused = json_object()};
   size_t i;
   json_t *kv;
   size_t pl = strlen(CL_PREFIX);
@@ -74,6 +75,17 @@ static void split(struct cl_view *v, json_t *kvs) {
       else json_decref(j);
     } else if (kl == 5 && strncmp(k, "owner", 5) == 0) {
       json_object_set_new(v->owner, name, json_string(val));
+    } else if (kl == 7 && strncmp(k, "refused", 7) == 0) {
+      /* refused/NAME/NODE */
+      const char *sl = strrchr(name, '/');
+      json_t *j = sl ? json_loads(val, 0, &je) : NULL;
+      if (json_is_object(j)) {
+        _cleanup_free_ char *iname = strndup(name, (size_t)(sl - name));
+        json_t *per = iname ? json_object_get(v->refused, iname) : NULL;
+        if (iname && per == NULL) json_object_set_new(v->refused, iname, per = json_object());
+        if (per) json_object_set(per, sl + 1, j);
+      }
+      json_decref(j);
     } else if (kl == 6 && strncmp(k, "status", 6) == 0) {
       json_t *j = json_loads(val, 0, &je);
       if (json_is_object(j)) json_object_set_new(v->status, name, j);
@@ -84,6 +96,11 @@ static void split(struct cl_view *v, json_t *kvs) {
 
 const char *cl_owner(struct cl_view *v, const char *name) {
   return json_string_value(json_object_get(v->owner, name));
+}
+
+json_t *cl_refusal(struct cl_view *v, const char *name, const char *node, int64_t rev) {
+  json_t *r = json_object_get(json_object_get(v->refused, name), node);
+  return r && json_integer_value(json_object_get(r, "rev")) == rev ? r : NULL;
 }
 
 json_t *cl_summary(struct cl_view *v, const char *name) {
@@ -111,6 +128,18 @@ json_t *cl_summary(struct cl_view *v, const char *name) {
   if (home) json_object_set_new(j, "home", json_string(home));
   const char *mv = json_string_value(json_object_get(rec, "move_to"));
   if (mv) json_object_set_new(j, "move_to", json_string(mv));
+  /* not running: say which nodes' policies refuse it, and why */
+  json_t *refs = json_object_get(v->refused, name);
+  if (own == NULL && refs && json_object_size(refs)) {
+    json_int_t rev = json_integer_value(json_object_get(json_object_get(v->insts, name), "rev"));
+    json_t *out = json_object();
+    const char *nd;
+    json_t *r;
+    json_object_foreach(refs, nd, r) if (json_integer_value(json_object_get(r, "rev")) == rev)
+      json_object_set_new(out, nd, json_pack("{s:O, s:O}", "rule", json_object_get(r, "rule"), "detail", json_object_get(r, "detail")));
+    if (json_object_size(out)) json_object_set_new(j, "refused_by", out);
+    else json_decref(out);
+  }
   return j;
 }
 

@@ -14,6 +14,7 @@ struct cl_view {
   json_t *insts;   /* name -> {"rec": record, "rev": mod_revision} */
   json_t *owner;   /* name -> node */
   json_t *status;  /* name -> summary */
+  json_t *refused; /* name -> {node -> {"rev", "rule", "detail"}}: nodes whose policy refuses it */
   bool stale;      /* from cl_view_last: etcd did not answer */
   uint64_t stale_ms; /* its age then */
 };
@@ -24,6 +25,8 @@ int cl_view_load(struct cl_view *v, bivy_error_t *err);
 int cl_view_last(struct cl_view *v);
 void cl_view_free(struct cl_view *v);
 const char *cl_owner(struct cl_view *v, const char *name); /* NULL = none */
+/* node's refusal of name's record at revision rev, NULL = none */
+json_t *cl_refusal(struct cl_view *v, const char *name, const char *node, int64_t rev);
 json_t *cl_summary(struct cl_view *v, const char *name);    /* what ls shows for it */
 /* live nodes with what their instances use (placement input; names point into v) */
 struct bivy_cl_node *cl_nodes(struct cl_view *v, size_t *n);

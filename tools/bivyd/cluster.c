@@ -80,8 +80,8 @@ void cl_loc_drop(const char *name) {
     }
 }
 
-int cluster_config(const char *urls, const char *node, const char *cpus, const char *mem, const char *ttl,
-                   bivy_error_t *err) {
+int cluster_config(const struct cluster_opts *o, bivy_error_t *err) {
+  const char *node = o->node, *cpus = o->cpus, *mem = o->mem, *ttl = o->ttl;
   C = (struct cluster){.ttl_ms = 3000, .call_ms = 500, .poll_ms = 250};
   if (node == NULL) return bivy_error(err, 0, "--cluster needs --node NAME");
   if (!bivy_cl_node_valid(node))
@@ -110,8 +110,9 @@ int cluster_config(const char *urls, const char *node, const char *cpus, const c
    * TTL allows) before the lease could expire */
   C.renew_ms = C.ttl_ms / 3;
   C.margin_ms = C.ttl_ms / 3 > 1000 ? C.ttl_ms / 3 : (C.ttl_ms >= 2000 ? 1000 : C.ttl_ms / 2);
-  int r = etcd_open(&C.e, urls, err);
-  if (r < 0) return r;
+  struct etcd_auth a;
+  int r = cluster_trust_config(o, &a, err);
+  if (r < 0 || (r = etcd_open(&C.e, o->urls, &a, err)) < 0) return r;
   C.pending = json_object();
   C.orphans = json_object();
   C.on = true;
@@ -437,6 +438,7 @@ static const char *start_gate(struct bivyd_inst *in) {
 int cluster_start(bivy_error_t *err) {
   int r;
   sv_set_start_gate(start_gate);
+  cluster_trust_log();
   if ((r = fence_guard_start(err)) < 0) return r;
   _cleanup_error_ bivy_error_t jerr = NULL;
   if ((r = join(&jerr)) == -EEXIST) {

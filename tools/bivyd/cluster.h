@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "runtime/error.h"
+#include "tools/bivyd/cluster-trust.h"
 #include "tools/bivyd/etcd.h"
 #include "tools/bivyd/policy/placement-policy.h"
 
@@ -69,8 +70,7 @@ extern struct cluster C;
 
 bool cluster_on(void);
 /* options, checked (errors name the flag) */
-int cluster_config(const char *urls, const char *node, const char *cpus, const char *mem, const char *ttl,
-                   bivy_error_t *err);
+int cluster_config(const struct cluster_opts *o, bivy_error_t *err);
 /* join: lease (reusing the previous one when it is still alive), membership, then the local
  * instances (insts_load when we still own them, else they are removed). When etcd does not
  * answer, bivyd starts anyway in the "joining" state and cluster_renew joins later; only a

@@ -66,10 +66,21 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err) {
+static void wipe_free(char *s) {
+  if (s) explicit_bzero(s, strlen(s));
+  free(s);
+}
+
+int etcd_open(struct etcd *e, const char *urls, struct etcd_auth *a, bivy_error_t *err) {
   *e = (struct etcd){0};
   int r = bivy_cl_urls_parse(urls, &e->urls, err);
-  if (r < 0) return r;
+  if (r < 0) {
+    wipe_free(a->password);
+    a->password = NULL;
+    return r;
+  }
+  e->a = *a;
+  a->password = NULL;
   if ((r = curl_load(err)) < 0) {
     bivy_cl_urls_free(e->urls);
     e->urls = NULL;
@@ -86,6 +97,8 @@ int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err) {
 
 void etcd_close(struct etcd *e) {
   if (e->curl) cu.easy_cleanup(e->curl);
+  wipe_free(e->a.password);
+  wipe_free(e->token);
   bivy_cl_urls_free(e->urls);
   *e = (struct etcd){0};
 }
@@ -96,13 +109,20 @@ const char *etcd_url(const struct etcd *e) { return e->urls ? e->urls[e->cur] : 
  * no answer in time, or the member could not serve it: HTTP 5xx, e.g. no leader). */
 static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t timeout_ms, json_t **resp, bool *retry,
                     bivy_error_t *err) {
-  _cleanup_free_ char *url = NULL;
+  _cleanup_free_ char *url = NULL, *auth = NULL;
   *retry = false;
   if (asprintf(&url, "%s%s", e->urls[e->cur], path) < 0) return bivy_error(err, ENOMEM, "etcd %s", path);
   CURL *h = e->curl;
   struct buf b = {0};
   char ebuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *hdr = cu.slist_append(NULL, "Content-Type: application/json");
+  if (e->token && strcmp(path, "/v3/auth/authenticate") != 0) {
+    if (asprintf(&auth, "Authorization: %s", e->token) < 0) {
+      cu.slist_free_all(hdr);
+      return bivy_error(err, ENOMEM, "etcd %s", path);
+    }
+    hdr = cu.slist_append(hdr, auth);
+  }
   cu.easy_reset(h);
   cu.easy_setopt(h, CURLOPT_URL, url);
   cu.easy_setopt(h, CURLOPT_POSTFIELDS, txt);
@@ -115,6 +135,11 @@ static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t 
   cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in a process that supervises children */
   cu.easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is never reached through a proxy from the environment */
   cu.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* https: the members' certificates are checked (against --etcd-cacert, else the system's
+   * CAs) and, with --etcd-cert/--etcd-key, we prove who we are (etcd --client-cert-auth) */
+  if (e->a.cacert) cu.easy_setopt(h, CURLOPT_CAINFO, e->a.cacert);
+  if (e->a.cert) cu.easy_setopt(h, CURLOPT_SSLCERT, e->a.cert);
+  if (e->a.key) cu.easy_setopt(h, CURLOPT_SSLKEY, e->a.key);
   CURLcode rc = cu.easy_perform(h);
   long status = 0;
   cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -135,7 +160,8 @@ static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t 
   }
   if (status != 200) {
     const char *m = json_string_value(json_object_get(j, "error")) ?: json_string_value(json_object_get(j, "message"));
-    int r = bivy_error_plain(err, EIO, "etcd at %s: %s: HTTP %ld: %s", e->urls[e->cur], path, status, m ? m : "error");
+    int r = bivy_error_plain(err, status == 401 ? EACCES : EIO, "etcd at %s: %s: HTTP %ld: %s", e->urls[e->cur], path, status,
+                             m ? m : "error");
     json_decref(j);
     *retry = status >= 500;
     return r;
@@ -144,14 +170,11 @@ static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t 
   return 0;
 }
 
-int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err) {
-  *resp = NULL;
-  if (timeout_ms == 0) return bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
-  _cleanup_free_ char *txt = json_dumps(body, JSON_COMPACT);
-  if (txt == NULL) return bivy_error(err, ENOMEM, "etcd %s", path);
+/* The call on the endpoints in turn, until deadline (monotonic ms). */
+static int call_endpoints(struct etcd *e, const char *path, const char *txt, uint64_t deadline, json_t **resp,
+                          bivy_error_t *err) {
   size_t n = 0;
   while (e->urls[n]) n++;
-  uint64_t deadline = bivy_now_ns() / 1000000 + timeout_ms;
   /* A dead, stopped or partitioned member costs one share of this call, not the call: the
    * next member is tried within the same deadline (each gets bivy_cl_attempt_ms). The
    * member that answered stays the first choice for the next calls. */
@@ -171,6 +194,42 @@ int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_m
     e->failovers++;
   }
   if (r == 0) r = bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
+  return r;
+}
+
+/* --etcd-user: a token for the user (etcd checks its roles' key permissions on each request) */
+static int authenticate(struct etcd *e, uint64_t deadline, bivy_error_t *err) {
+  _cleanup_json_ json_t *req = json_pack("{s:s, s:s}", "name", e->a.user, "password", e->a.password ?: ""), *resp = NULL;
+  char *txt = req ? json_dumps(req, JSON_COMPACT) : NULL;
+  if (txt == NULL) return bivy_error(err, ENOMEM, "etcd authenticate");
+  int r = call_endpoints(e, "/v3/auth/authenticate", txt, deadline, &resp, err);
+  wipe_free(txt);
+  if (r < 0) return bivy_error_wrap(err, "--etcd-user %s", e->a.user);
+  const char *tok = json_string_value(json_object_get(resp, "token"));
+  if (tok == NULL || *tok == '\0')
+    return bivy_error_plain(err, EPROTO, "--etcd-user %s: etcd gave no token (is auth enabled on etcd?)", e->a.user);
+  wipe_free(e->token);
+  e->token = strdup(tok);
+  e->auths++;
+  return e->token ? 0 : bivy_error(err, ENOMEM, "etcd authenticate");
+}
+
+int etcd_call(struct etcd *e, const char *path, json_t *body, uint64_t timeout_ms, json_t **resp, bivy_error_t *err) {
+  *resp = NULL;
+  if (timeout_ms == 0) return bivy_error(err, ETIMEDOUT, "etcd %s: no time left", path);
+  _cleanup_free_ char *txt = json_dumps(body, JSON_COMPACT);
+  if (txt == NULL) return bivy_error(err, ENOMEM, "etcd %s", path);
+  uint64_t deadline = bivy_now_ns() / 1000000 + timeout_ms;
+  int r;
+  if (e->a.user && e->token == NULL && (r = authenticate(e, deadline, err)) < 0) return r;
+  r = call_endpoints(e, path, txt, deadline, resp, err);
+  if (r == -EACCES && e->a.user) {
+    /* the token is no longer valid (etcd forgets idle simple tokens, --auth-token-ttl): once more with a new one */
+    wipe_free(e->token);
+    e->token = NULL;
+    if ((r = authenticate(e, deadline, err)) < 0) return r;
+    r = call_endpoints(e, path, txt, deadline, resp, err);
+  }
   return r;
 }
 

@@ -11,15 +11,27 @@
 
 #include "runtime/error.h"
 
+/* How bivyd proves who it is to etcd and checks etcd's identity (all optional): a CA to
+ * verify the members' certificates, a client certificate and key (mutual TLS), and an etcd
+ * user whose token goes with every request. */
+struct etcd_auth {
+  const char *cacert, *cert, *key;
+  const char *user;
+  char *password;     /* read from --etcd-password-file; owned (wiped and freed by etcd_close) */
+};
+
 struct etcd {
   char **urls;        /* endpoints; a failed call moves on to the next one */
   int cur;
+  struct etcd_auth a;
+  char *token;        /* the etcd auth token of a.user, NULL before authenticating */
   void *curl;         /* CURL * reused: one kept-alive connection */
   uint64_t calls, failed_attempts, failovers; /* attempts, failed ones, moves to another endpoint */
+  uint64_t auths;     /* tokens obtained */
 };
 
-/* urls: the --cluster argument. Checks the syntax only. */
-int etcd_open(struct etcd *e, const char *urls, bivy_error_t *err);
+/* urls: the --cluster argument (syntax checked), a: taken over (a->password included). */
+int etcd_open(struct etcd *e, const char *urls, struct etcd_auth *a, bivy_error_t *err);
 void etcd_close(struct etcd *e);
 const char *etcd_url(const struct etcd *e);
 

@@ -26,7 +26,7 @@ int bivy_cl_place(const struct bivy_cl_node *nodes, size_t n, double cpus, uint6
   double best_load = 0;
   for (size_t i = 0; i < n; i++) {
     const struct bivy_cl_node *nd = &nodes[i];
-    if (nd->drained || !fits(nd, cpus, mem)) continue;
+    if (nd->drained || nd->refuses || !fits(nd, cpus, mem)) continue;
     if (only && strcmp(nd->name, only) != 0) continue;
     double l = load_after(nd, cpus, mem);
     bool better = best < 0 || l < best_load - 1e-12;
@@ -73,6 +73,21 @@ static bool url_valid(const char *u) {
   long port = strtol(colon + 1, &end, 10);
   if (errno || end == colon + 1 || port < 1 || port > 65535) return false;
   return *end == '\0' || strcmp(end, "/") == 0;
+}
+
+bool bivy_cl_url_loopback(const char *u) {
+  const char *p = strncmp(u, "https://", 8) == 0 ? u + 8 : strncmp(u, "http://", 7) == 0 ? u + 7 : NULL;
+  const char *colon = p ? strrchr(p, ':') : NULL;
+  if (colon == NULL) return false;
+  size_t l = (size_t)(colon - p);
+  if ((l == 9 && strncmp(p, "localhost", 9) == 0) || (l == 5 && strncmp(p, "[::1]", 5) == 0)) return true;
+  if (l < 5 || strncmp(p, "127.", 4) != 0) return false;
+  int dots = 0;
+  for (const char *h = p + 4; h < colon; h++) {
+    if (*h == '.') dots++;
+    else if (!isdigit((unsigned char)*h)) return false;
+  }
+  return dots == 2;
 }
 
 uint64_t bivy_cl_attempt_ms(uint64_t left_ms, size_t endpoints_left) {

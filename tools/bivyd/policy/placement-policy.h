@@ -20,6 +20,7 @@ struct bivy_cl_node {
   uint64_t used_mem;    /* sum of their memory limits */
   unsigned count;       /* instances it owns */
   bool drained;         /* takes no new instances */
+  bool refuses;         /* its policy refuses the instance being placed (set per instance) */
 };
 
 /* Where an instance asking for cpus/mem (0 = no limit) goes: the index of the node whose
@@ -70,6 +71,9 @@ struct bivy_cl_failover bivy_cl_failover_of(const char *s);
  * Errors name --cluster and the bad element. Free with bivy_cl_urls_free. */
 int bivy_cl_urls_parse(const char *arg, char ***urls, bivy_error_t *err);
 void bivy_cl_urls_free(char **urls);
+/* Whether the URL's host is a loopback address (127.x.y.z, [::1], localhost): plain http
+ * is accepted there only, since nothing leaves the host. */
+bool bivy_cl_url_loopback(const char *url);
 /* A node name: 1-63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 bool bivy_cl_node_valid(const char *name);
 
