@@ -531,6 +531,9 @@ void cluster_metrics(FILE *f) {
   fprintf(f, "# HELP bivyd_cluster_etcd_failovers_total Moves to the next etcd endpoint within a call.\n"
              "# TYPE bivyd_cluster_etcd_failovers_total counter\nbivyd_cluster_etcd_failovers_total %llu\n",
           (unsigned long long)C.e.failovers);
+  fprintf(f, "# HELP bivyd_cluster_etcd_auth_total etcd auth tokens obtained (--etcd-user; again after etcd dropped one).\n"
+             "# TYPE bivyd_cluster_etcd_auth_total counter\nbivyd_cluster_etcd_auth_total %llu\n",
+          (unsigned long long)C.e.auths);
   fprintf(f, "# HELP bivyd_cluster_etcd_endpoint The etcd endpoint in use.\n# TYPE bivyd_cluster_etcd_endpoint gauge\n"
              "bivyd_cluster_etcd_endpoint{url=\"%s\"} 1\n",
           etcd_url(&C.e));
