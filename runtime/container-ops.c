@@ -211,6 +211,12 @@ static void wait_gone(int pidfd, int ms) {
 int bivy_container_delete(const char *root, const char *id, bool force, bivy_error_t *err) {
   _cleanup_held_ struct held h;
   int r = hold(root, id, &h, err);
+  if (r == -ENOENT && force && h.lock >= 0) {
+    /* locked, yet no state.json: a create whose process was killed before it saved the
+     * state (bivyd SIGKILLed mid-create). Nothing runs from it, but it blocks the ID. */
+    bivy_error_release(err);
+    return bivy_state_remove(root, id, err);
+  }
   if (r < 0) return r;
   if (strcmp(h.status, "stopped") != 0 && !force)
     return bivy_error_plain(err, EBUSY, "cannot delete container %s: it is %s (stop it first or use --force)", id, h.status);

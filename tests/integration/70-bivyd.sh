@@ -131,6 +131,19 @@ test_kill9_bivyd_readopts() {
   assert_eq "$("$BIVY" --root "$T/broot" list -q | sort | tr '\n' ' ')" "a b c "
 }
 
+# a bivyd SIGKILLed in the middle of a create leaves the container's state directory (its
+# lock, no state.json): the next start of that name must clear it, not fail "already exists"
+# forever (the chaos suite found a relaxed instance stuck so for minutes)
+test_half_created_container_is_cleared() {
+  start_bivyd
+  mkdir -p "$T/broot/h1"
+  : >"$T/broot/h1/lock"
+  bv up h1 --rootfs "$ROOTFS" --restart always -- sleep 1000 >/dev/null
+  wait_for state_is h1 running
+  assert_eq "$(bv inspect h1 | jq -r .restarts)" "0" "started at the first attempt"
+  [ -e "$T/broot/h1/state.json" ] || fail "h1 has no state"
+}
+
 # sd_notify only under a service manager: without NOTIFY_SOCKET bivyd maps no libsystemd; with
 # it, READY=1 arrives once the socket answers and the instances are re-adopted, STOPPING=1 at
 # SIGTERM
