@@ -136,22 +136,47 @@ show "$BIVY" logs auto
 echo "\$ $BIVY monitor auto --format json | jq 'select(.type == \"autoscale\")'   # each grow step"
 "$BIVY" monitor auto --format json | jq -c 'select(.type == "autoscale") | {reason, before, after, reaction_ms}'
 
-step "6. A cluster through etcd: three bivyd nodes share six instances; one node dies"
-# etcd on loopback at free ports, with its data under build/demo (removed at the end)
+step "6. A cluster through etcd: three etcd members over mutual TLS, three bivyd nodes, six instances; one node dies"
+# a CA, etcd's server certificate and the nodes' client certificate, made here with openssl
+mkdir -p "$D/tls" && (
+  cd "$D/tls"
+  key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+  key ca-key.pem && openssl req -x509 -new -key ca-key.pem -subj /CN=bivy-demo-ca -days 1 -out ca.pem 2>/dev/null
+  for n in server client; do key "$n-key.pem" && openssl req -new -key "$n-key.pem" -subj "/CN=bivy-$n" -out "$n.csr" 2>/dev/null; done
+  echo "subjectAltName=IP:127.0.0.1" >server.ext; echo "extendedKeyUsage=clientAuth" >client.ext
+  for n in server client; do
+    openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile "$n.ext" -out "$n.pem" 2>/dev/null
+  done
+)
+TLS=(--etcd-cacert "$D/tls/ca.pem" --etcd-cert "$D/tls/client.pem" --etcd-key "$D/tls/client-key.pem")
+ecurl() { curl -sf --cacert "$D/tls/ca.pem" --cert "$D/tls/client.pem" --key "$D/tls/client-key.pem" "$@"; }
+# three etcd members on loopback at free ports, with their data under build/demo (removed at the end)
 free_port() { local p; while :; do p=$(shuf -i 20000-60999 -n 1); ss -Htan "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
-ec=$(free_port); ep=$(free_port)
-etcd --name demo --data-dir "$D/etcd" --listen-client-urls "http://127.0.0.1:$ec" --advertise-client-urls "http://127.0.0.1:$ec" \
-  --listen-peer-urls "http://127.0.0.1:$ep" --initial-advertise-peer-urls "http://127.0.0.1:$ep" \
-  --initial-cluster "demo=http://127.0.0.1:$ep" >"$D/etcd.log" 2>&1 &
-CL_PIDS+=($!)
-disown
-for i in $(seq 100); do curl -sf "http://127.0.0.1:$ec/health" >/dev/null && break; sleep 0.1; done
+declare -A ecp epp
+peers="" urls=""
+for m in m1 m2 m3; do
+  ecp[$m]=$(free_port); epp[$m]=$(free_port)
+  peers="$peers${peers:+,}$m=http://127.0.0.1:${epp[$m]}"; urls="$urls${urls:+,}https://127.0.0.1:${ecp[$m]}"
+done
+for m in m1 m2 m3; do
+  etcd --name "$m" --data-dir "$D/etcd-$m" --listen-client-urls "https://127.0.0.1:${ecp[$m]}" \
+    --advertise-client-urls "https://127.0.0.1:${ecp[$m]}" --listen-peer-urls "http://127.0.0.1:${epp[$m]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${epp[$m]}" --initial-cluster "$peers" \
+    --cert-file "$D/tls/server.pem" --key-file "$D/tls/server-key.pem" --client-cert-auth --trusted-ca-file "$D/tls/ca.pem" \
+    >"$D/etcd-$m.log" 2>&1 &
+  CL_PIDS+=($!)
+  disown
+done
+for m in m1 m2 m3; do for i in $(seq 100); do ecurl "https://127.0.0.1:${ecp[$m]}/health" >/dev/null && break; sleep 0.1; done; done
+# each node's own policy: what it agrees to run of the specs it finds in etcd
+echo '{"host_bind_mounts": false, "host_namespaces": false, "max_memory": "512M"}' >"$D/policy.json"
+echo "\$ cat policy.json"; cat "$D/policy.json"
 nb() { local n=$1; shift; "$BIVY" --socket "$D/$n/sock" "$@"; }
 for n in n1 n2 n3; do
   mkdir -p "$D/$n"
-  echo "\$ bivyd --cluster http://127.0.0.1:$ec --node $n --node-cpus 2 --node-memory 1G ... &"
-  "$BIVYD" --cluster "http://127.0.0.1:$ec" --node "$n" --node-cpus 2 --node-memory 1G --root "$D/$n/root" \
-    --state-dir "$D/$n/state" --socket "$D/$n/sock" --cgroup-parent "$CG/$n" >"$D/$n.log" 2>&1 &
+  echo "\$ bivyd --cluster $urls --node $n --etcd-cacert ca.pem --etcd-cert client.pem --etcd-key client-key.pem --cluster-policy policy.json --node-cpus 2 --node-memory 1G ... &"
+  "$BIVYD" --cluster "$urls" --node "$n" "${TLS[@]}" --cluster-policy "$D/policy.json" --node-cpus 2 --node-memory 1G \
+    --root "$D/$n/root" --state-dir "$D/$n/state" --socket "$D/$n/sock" --cgroup-parent "$CG/$n" >"$D/$n.log" 2>&1 &
   CL_PIDS+=($!)
   eval "pid_$n=$!"
   disown
@@ -178,5 +203,20 @@ for i in $(seq 100); do
 done
 show nb n3 ls
 show nb n3 undrain n2
+echo "# a bundle that bind-mounts the host's / is refused by every live node's policy (n2, n3) and never runs:"
+mkdir -p "$D/evil" && (cd "$D/evil" && "$BIVY" spec && jq --arg r "$ROOTFS" '.root.path = $r | .process.args = ["sleep", "1000"] |
+  .mounts += [{"destination": "/host", "type": "bind", "source": "/", "options": ["rbind", "ro"]}]' config.json >c && mv c config.json)
+show nb n2 up evil --bundle "$D/evil"
+for i in $(seq 50); do [ "$(nb n2 ls --format json | jq '[.[] | select(.name == "evil") | .refused_by // {} | length] | add')" = 2 ] && break; sleep 0.1; done
+echo "\$ bivy ls --format json | jq '.[] | select(.name == \"evil\") | {state, refused_by}'"
+nb n2 ls --format json | jq -c '.[] | select(.name == "evil") | {state, refused_by}'
+echo "# and a node without a valid client certificate cannot join (etcd refuses the TLS handshake):"
+mkdir -p "$D/n4"
+"$BIVYD" --cluster "$urls" --node n4 --etcd-cacert "$D/tls/ca.pem" --root "$D/n4/root" --state-dir "$D/n4/state" \
+  --socket "$D/n4/sock" --cgroup-parent "$CG/n4" >"$D/n4.log" 2>&1 &
+CL_PIDS+=($!)
+disown
+for i in $(seq 50); do grep -q "cluster: joining: etcd at" "$D/n4.log" && break; sleep 0.1; done
+show nb n4 ls || true
 
 step "done: everything the demo made is being removed"
