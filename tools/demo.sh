@@ -142,7 +142,9 @@ mkdir -p "$D/tls" && (
   cd "$D/tls"
   key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
   key ca-key.pem && openssl req -x509 -new -key ca-key.pem -subj /CN=bivy-demo-ca -days 1 -out ca.pem 2>/dev/null
-  for n in server client; do key "$n-key.pem" && openssl req -new -key "$n-key.pem" -subj "/CN=bivy-$n" -out "$n.csr" 2>/dev/null; done
+  # the client certificate without a CommonName (with etcd auth on, its gateway refuses one with a CN)
+  key server-key.pem && openssl req -new -key server-key.pem -subj /CN=bivy-etcd -out server.csr 2>/dev/null
+  key client-key.pem && openssl req -new -key client-key.pem -subj /O=bivy-node -out client.csr 2>/dev/null
   echo "subjectAltName=IP:127.0.0.1" >server.ext; echo "extendedKeyUsage=clientAuth" >client.ext
   for n in server client; do
     openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile "$n.ext" -out "$n.pem" 2>/dev/null

@@ -13,6 +13,54 @@ free_port() {
   done
 }
 
+# tls_certs DIR [EXTRA_IP...]: a CA (ca.pem), etcd's server certificate for 127.0.0.1 and the
+# extra IPs (server.pem, server-key.pem), a client certificate (client.pem, client-key.pem),
+# and a client certificate from another CA (other-client.pem, other-client-key.pem)
+tls_certs() {
+  local d=$1 ip san="IP:127.0.0.1" n subj; shift
+  for ip in "$@"; do san="$san,IP:$ip"; done
+  mkdir -p "$d"
+  (
+    cd "$d"
+    key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+    for ca in ca other-ca; do key "$ca-key.pem"; openssl req -x509 -new -key "$ca-key.pem" -subj "/CN=bivy-test-$ca" -days 1 -out "$ca.pem" 2>/dev/null; done
+    echo "subjectAltName=$san" >server.ext
+    echo "extendedKeyUsage=clientAuth" >client.ext
+    cp client.ext other-client.ext
+    for n in server client other-client; do
+      key "$n-key.pem"
+      # client certificates without a CommonName: with auth on, etcd's gateway refuses one that has a CN
+      subj="/CN=bivy-$n"; [ "$n" = server ] || subj="/O=bivy-$n"
+      openssl req -new -key "$n-key.pem" -subj "$subj" -out "$n.csr" 2>/dev/null
+      ca=ca; [ "$n" = other-client ] && ca=other-ca
+      openssl x509 -req -in "$n.csr" -CA "$ca.pem" -CAkey "$ca-key.pem" -CAcreateserial -days 1 -extfile "$n.ext" -out "$n.pem" 2>/dev/null
+    done
+  )
+  [ -s "$d/server.pem" ] && [ -s "$d/client.pem" ] && [ -s "$d/other-client.pem" ]
+}
+# CL_TLS=1 (before start_etcd/etcd3_plan): etcd serves clients over https and requires a
+# client certificate signed by $T/tls/ca.pem; the nodes get NODE_TLS_ARGS
+CL_SCHEME=http
+CL_TLS_DIR=
+NODE_TLS_ARGS=()
+cl_tls_setup() { # [EXTRA_IP...]
+  [ "${CL_TLS:-0}" = 1 ] || return 0
+  CL_SCHEME=https CL_TLS_DIR=$T/tls
+  tls_certs "$CL_TLS_DIR" "$@" || fail "tls_certs failed"
+  NODE_TLS_ARGS=(--etcd-cacert "$CL_TLS_DIR/ca.pem" --etcd-cert "$CL_TLS_DIR/client.pem" --etcd-key "$CL_TLS_DIR/client-key.pem")
+  ETCD_TLS_ARGS=(--cert-file "$CL_TLS_DIR/server.pem" --key-file "$CL_TLS_DIR/server-key.pem" --client-cert-auth
+                 --trusted-ca-file "$CL_TLS_DIR/ca.pem")
+}
+ETCD_TLS_ARGS=()
+# curl to etcd (with the client certificate in TLS mode); "ecurl -sf URL ..."
+ecurl() {
+  if [ -n "$CL_TLS_DIR" ]; then
+    curl --cacert "$CL_TLS_DIR/ca.pem" --cert "$CL_TLS_DIR/client.pem" --key "$CL_TLS_DIR/client-key.pem" "$@"
+  else curl "$@"; fi
+}
+# the member's client URL (scheme by CL_TLS)
+em_url() { echo "$CL_SCHEME://127.0.0.1:${EM_CP[$1]}"; }
+
 cl_cleanup() {
   local p n d
   for p in $(cat "$T/cl.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
@@ -36,17 +84,18 @@ cl_cleanup() {
 # start_etcd [EXTRA_LISTEN_IP]: etcd on 127.0.0.1 (and the IP) at random free ports
 start_etcd() {
   trap 'rc=$?; set +e; cl_cleanup; (exit $rc); it_teardown' EXIT
+  cl_tls_setup "$@"
   ECP=$(free_port)
   EPP=$(free_port)
-  local urls="http://127.0.0.1:$ECP"
-  [ $# -gt 0 ] && urls="$urls,http://$1:$ECP"
-  ETCD_ARGS=(--name bt --data-dir "$T/etcd" --listen-client-urls "$urls" --advertise-client-urls "http://127.0.0.1:$ECP"
+  local urls="$CL_SCHEME://127.0.0.1:$ECP"
+  [ $# -gt 0 ] && urls="$urls,$CL_SCHEME://$1:$ECP"
+  ETCD_ARGS=(--name bt --data-dir "$T/etcd" --listen-client-urls "$urls" --advertise-client-urls "$CL_SCHEME://127.0.0.1:$ECP"
              --listen-peer-urls "http://127.0.0.1:$EPP" --initial-advertise-peer-urls "http://127.0.0.1:$EPP"
-             --initial-cluster "bt=http://127.0.0.1:$EPP")
+             --initial-cluster "bt=http://127.0.0.1:$EPP" "${ETCD_TLS_ARGS[@]}")
   etcd "${ETCD_ARGS[@]}" >>"$T/etcd.log" 2>&1 &
   echo $! >"$T/etcd.pid"
-  ETCD=http://127.0.0.1:$ECP
-  wait_for curl -sf "$ETCD/health"
+  ETCD=$CL_SCHEME://127.0.0.1:$ECP
+  wait_for ecurl -sf "$ETCD/health"
 }
 
 # start_etcd3 [EXTRA_LISTEN_IP...]: a three-member etcd cluster on 127.0.0.1 (members m1 m2
@@ -57,28 +106,30 @@ start_etcd() {
 start_etcd3() { etcd3_plan "$@"; etcd3_start; }
 etcd3_plan() {
   trap 'rc=$?; set +e; cl_cleanup; (exit $rc); it_teardown' EXIT
-  local m cp pp ip listen peers="" urls=""
+  local m cp pp ip listen peers="" urls="" tls=""
+  cl_tls_setup "$@"
+  [ -n "$CL_TLS_DIR" ] && tls="${ETCD_TLS_ARGS[*]}"
   declare -gA EM_CP EM_PP
   for m in m1 m2 m3; do
     EM_CP[$m]=$(free_port); EM_PP[$m]=$(free_port)
     peers="$peers${peers:+,}$m=http://127.0.0.1:${EM_PP[$m]}"
-    urls="$urls${urls:+,}http://127.0.0.1:${EM_CP[$m]}"
+    urls="$urls${urls:+,}$CL_SCHEME://127.0.0.1:${EM_CP[$m]}"
   done
   for m in m1 m2 m3; do
     cp=${EM_CP[$m]} pp=${EM_PP[$m]}
-    listen=http://127.0.0.1:$cp
-    for ip in "$@"; do listen="$listen,http://$ip:$cp"; done
-    declare -ga "EM_ARGS_$m=(--name $m --data-dir $T/etcd-$m --listen-client-urls $listen
-      --advertise-client-urls http://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp
+    listen=$CL_SCHEME://127.0.0.1:$cp
+    for ip in "$@"; do listen="$listen,$CL_SCHEME://$ip:$cp"; done
+    declare -ga "EM_ARGS_$m=(--name $m --data-dir $T/etcd-$m --listen-client-urls $listen $tls
+      --advertise-client-urls $CL_SCHEME://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp
       --initial-advertise-peer-urls http://127.0.0.1:$pp --initial-cluster $peers --initial-cluster-token bivyt-$$ --heartbeat-interval 50 --election-timeout 500)"
   done
   ETCD_URLS=$urls
-  ETCD=http://127.0.0.1:${EM_CP[m1]}
+  ETCD=$CL_SCHEME://127.0.0.1:${EM_CP[m1]}
 }
 etcd3_start() {
   local m
   for m in m1 m2 m3; do etcd_member_start "$m"; done
-  for m in m1 m2 m3; do wait_for curl -sf "http://127.0.0.1:${EM_CP[$m]}/health"; done
+  for m in m1 m2 m3; do wait_for ecurl -sf "$(em_url "$m")/health"; done
 }
 etcd_member_start() { # MEMBER
   local -n args="EM_ARGS_$1"
@@ -90,20 +141,20 @@ etcd_member_kill() { kill -9 "$(cat "$T/etcd-$1.pid")"; wait "$(cat "$T/etcd-$1.
 etcd_leader() {
   local m
   for m in m1 m2 m3; do
-    curl -sf -X POST "http://127.0.0.1:${EM_CP[$m]}/v3/maintenance/status" -d '{}' 2>/dev/null |
+    ecurl -sf -X POST "$(em_url "$m")/v3/maintenance/status" -d '{}' 2>/dev/null |
       jq -e '.leader == .header.member_id' >/dev/null 2>&1 && { echo "$m"; return 0; }
   done
   return 1
 }
 
-etcd_member_id() { curl -sf -X POST "http://127.0.0.1:${EM_CP[$1]}/v3/maintenance/status" -d '{}' | jq -r .header.member_id; }
+etcd_member_id() { ecurl -sf -X POST "$(em_url "$1")/v3/maintenance/status" -d '{}' | jq -r .header.member_id; }
 # make MEMBER the leader (leadership transfer, no election timeout waited)
 etcd_make_leader() {
   local l; l=$(etcd_leader) || return 1
   [ "$l" = "$1" ] && return 0
-  curl -sf -X POST "http://127.0.0.1:${EM_CP[$l]}/v3/maintenance/transfer-leadership" \
+  ecurl -sf -X POST "$(em_url "$l")/v3/maintenance/transfer-leadership" \
     -d "{\"targetID\": \"$(etcd_member_id "$1")\"}" >/dev/null
-  wait_for sh -c "[ \"\$(curl -sf -X POST http://127.0.0.1:${EM_CP[$1]}/v3/maintenance/status -d '{}' | jq -r '.leader == .header.member_id')\" = true ]"
+  wait_for sh -c "[ \"\$(curl -sf ${CL_TLS_DIR:+--cacert $CL_TLS_DIR/ca.pem --cert $CL_TLS_DIR/client.pem --key $CL_TLS_DIR/client-key.pem} -X POST $(em_url "$1")/v3/maintenance/status -d '{}' | jq -r '.leader == .header.member_id')\" = true ]"
 }
 
 # start_node NAME [bivyd options]: a node; NODE_PRE (e.g. nsenter) and NODE_URL apply when set
@@ -112,7 +163,7 @@ start_node() {
   mkdir -p "$T/$n"
   ${NODE_PRE:-} "$BIVYD" --cluster "${NODE_URL:-$ETCD}" --node "$n" --root "$T/$n/root" --state-dir "$T/$n/state" \
     --socket "$T/$n/sock" --cgroup-parent "/$CG_PARENT/$n" --node-cpus 4 --node-memory 1G --lease-ttl "${TTL_S}s" \
-    "$@" 2>>"$T/$n.log" &
+    "${NODE_TLS_ARGS[@]}" "$@" 2>>"$T/$n.log" &
   echo $! >"$T/$n.pid"
   echo $! >>"$T/cl.pids"
   wait_for nb "$n" ls

@@ -155,6 +155,12 @@ static int call_one(struct etcd *e, const char *path, const char *txt, uint64_t 
   if (!json_is_object(j)) {
     json_decref(j);
     *retry = true;
+    /* etcd's gateway answers some refusals in plain text (e.g. a client certificate with a
+     * CommonName while auth is on): show its first line */
+    int ln = data ? (int)strcspn(data, "\r\n") : 0;
+    if (ln > 200) ln = 200;
+    if (ln > 0)
+      return bivy_error_plain(err, EPROTO, "etcd at %s: %s answered HTTP %ld: %.*s", e->urls[e->cur], path, status, ln, data);
     return bivy_error_plain(err, EPROTO, "etcd at %s: %s answered HTTP %ld, not JSON (is it etcd v3?)", e->urls[e->cur],
                             path, status);
   }
