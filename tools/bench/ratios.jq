@@ -62,5 +62,6 @@ def abs($scens; $name; $limit; $ttl; $unit): abs_in($scens; "bivyd"; $name; $lim
     abs(.scenarios; "bivyd memory per instance (KiB)"; 64; "bivyd memory <= 64 KiB per instance"; "KiB"),
     abs_in(.scenarios; "autoscale"; "cpu: PSI trigger -> quota grown"; 200; "autoscale: PSI trigger -> resize applied < 200 ms"; "ms"),
     abs_in(.scenarios; "autoscale"; "memory: usage crossed 80% -> limit grown"; 200; "autoscale: memory signal -> resize applied < 200 ms"; "ms"),
-    abs_in(.scenarios; "failover"; "failover: node killed -> its instances running elsewhere"; 5000; "cluster failover <= lease TTL (3 s) + 2 s"; "ms")
+    abs_in(.scenarios; "failover"; "failover: node killed -> its instances running elsewhere"; 5000; "cluster failover <= lease TTL (3 s) + 2 s"; "ms"),
+    abs_in(.scenarios; "failover"; "failover over mutual TLS: node killed -> its instances running elsewhere"; 5000; "cluster failover over mutual TLS <= lease TTL (3 s) + 2 s"; "ms")
   ]
