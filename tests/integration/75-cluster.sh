@@ -64,9 +64,10 @@ test_cluster_cut_off_fences_first() {
   ip -n "$CL_NS" addr add "10.231.$sub.2/30" dev "$vn"
   ip -n "$CL_NS" link set "$vn" up
   ip -n "$CL_NS" link set lo up
-  start_etcd "10.231.$sub.1"
+  # over mutual TLS: n3 reaches etcd at a non-loopback address, where plain http is refused
+  CL_TLS=1 start_etcd "10.231.$sub.1"
   start_node n1; start_node n2
-  NODE_PRE="nsenter --net=/run/netns/$CL_NS" NODE_URL="http://10.231.$sub.1:$ECP" start_node n3
+  NODE_PRE="nsenter --net=/run/netns/$CL_NS" NODE_URL="https://10.231.$sub.1:$ECP" start_node n3
   up6
   mine=$(lsn n1 | awk '$2 == "n3" {print $1}')
   [ "$(echo "$mine" | wc -w)" = 2 ] || fail "n3 should run 2 instances: $(lsn n1)"
@@ -90,7 +91,7 @@ NFT
   done
   # the cut heals: n3 joins again with a new lease and runs nothing twice
   nsenter --net="/run/netns/$CL_NS" nft delete table inet bivytest
-  wait_for sh -c "\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq -e '.' >/dev/null && curl -s $ETCD/v3/kv/range -d '{\"key\":\"$(printf /bivy/nodes/n3 | base64)\"}' | grep -q kvs"
+  wait_for sh -c "\"$BIVY\" --socket \"$T/n1/sock\" ls --format json | jq -e '.' >/dev/null && curl -s --cacert $CL_TLS_DIR/ca.pem --cert $CL_TLS_DIR/client.pem --key $CL_TLS_DIR/client-key.pem $ETCD/v3/kv/range -d '{\"key\":\"$(printf /bivy/nodes/n3 | base64)\"}' | grep -q kvs"
   for i in i1 i2 i3 i4 i5 i6; do assert_eq "$(where "$i" | wc -l)" 1 "copies of $i after the heal"; done
 }
 

@@ -119,9 +119,10 @@ test_bench_autoscale_rows_and_clean_up() {
 test_bench_failover_row_and_clean_up() {
   command -v etcd >/dev/null || fail "etcd not installed (make deps)"
   bench_ok BENCH_FO_ROUNDS=2 -- --no-vm --no-breakdown --only failover --rounds 1 --warmup 0
-  jq -e '.scenarios[0].variants[0] | .ok and .total.n == 2 and .total.median > 0' "$T/r.json" >/dev/null ||
-    fail "failover row: $(jq -c '.scenarios[0].variants[0]' "$T/r.json")"
-  jq -e '[.targets[] | select(.target | startswith("cluster failover"))] | length == 1' "$T/r.json" >/dev/null || fail "failover target"
+  # plain http and mutual TLS, side by side
+  jq -e '.scenarios[0].variants | length == 2 and all(.ok and .total.n == 2 and .total.median > 0)' "$T/r.json" >/dev/null ||
+    fail "failover rows: $(jq -c '.scenarios[0].variants' "$T/r.json")"
+  jq -e '[.targets[] | select(.target | startswith("cluster failover"))] | length == 2' "$T/r.json" >/dev/null || fail "failover targets"
   # nothing of the cluster is left: no etcd, no node, no instance of this run
-  ! pgrep -f "$BUILD/bench/tmp-.*/fo/" >/dev/null || fail "cluster processes left: $(pgrep -af "$BUILD/bench/tmp-.*/fo/")"
+  ! pgrep -f "$BUILD/bench/tmp-.*/fo-" >/dev/null || fail "cluster processes left: $(pgrep -af "$BUILD/bench/tmp-.*/fo-")"
 }
