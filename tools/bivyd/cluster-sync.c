@@ -227,6 +227,12 @@ static void unhome(const char *name, json_t *rec, int64_t rev) {
  * revision: the config is built once, not at every poll. */
 static json_t *admitted; /* name -> rev admitted */
 
+/* refused/NAME/NODE: this node's refusal of NAME */
+static char *refusal_key(const char *name) {
+  char *k = NULL;
+  return asprintf(&k, "%srefused/%s/%s", CL_PREFIX, name, C.node) < 0 ? NULL : k;
+}
+
 static bool admits(struct cl_view *v, const char *name, json_t *rec, int64_t rev) {
   if (cl_refusal(v, name, C.node, rev)) return false;
   if (admitted == NULL) admitted = json_object();
@@ -237,15 +243,15 @@ static bool admits(struct cl_view *v, const char *name, json_t *rec, int64_t rev
     json_object_set_new(admitted, name, json_integer((json_int_t)rev));
     return true;
   }
-  _cleanup_free_ char *key = NULL, *txt = NULL;
-  _cleanup_json_ json_t *val =
-      json_pack("{s:I, s:s, s:s}", "rev", (json_int_t)rev, "rule", rule ? rule : "spec", "detail", err ? err->msg : "?");
-  if (asprintf(&key, "%srefused/%s/%s", CL_PREFIX, name, C.node) < 0 || (txt = json_dumps(val, JSON_COMPACT)) == NULL)
-    return false;
+  if (rule == NULL) rule = "spec";
+  const char *detail = err ? err->msg : "?";
+  _cleanup_free_ char *key = refusal_key(name), *txt = NULL;
+  _cleanup_json_ json_t *val = json_pack("{s:I, s:s, s:s}", "rev", (json_int_t)rev, "rule", rule, "detail", detail);
+  if (key == NULL || (txt = json_dumps(val, JSON_COMPACT)) == NULL) return false;
   _cleanup_error_ bivy_error_t perr = NULL;
   if (!call_ok(etcd_put(&C.e, key, txt, C.lease, cl_timeout(), &perr), &perr, "refuse")) return false;
-  bivyd_log("cluster: %s: refused by this node's policy: %s: %s", name, rule ? rule : "spec", err ? err->msg : "?");
-  bivyd_event(name, "refused", json_pack("{s:s, s:s, s:s}", "node", C.node, "rule", rule ? rule : "spec", "detail", err ? err->msg : "?"));
+  bivyd_log("cluster: %s: refused by this node's policy: %s: %s", name, rule, detail);
+  bivyd_event(name, "refused", json_pack("{s:s, s:s, s:s}", "node", C.node, "rule", rule, "detail", detail));
   return false;
 }
 
@@ -254,12 +260,13 @@ static void drop_stale_refusals(struct cl_view *v) {
   const char *name;
   json_t *per;
   json_object_foreach(v->refused, name, per) {
-    json_t *mine = json_object_get(per, C.node), *e = json_object_get(v->insts, name);
-    if (mine == NULL || (e && json_equal(json_object_get(mine, "rev"), json_object_get(e, "rev")))) continue;
-    _cleanup_free_ char *key = NULL;
+    json_t *e = json_object_get(v->insts, name);
+    if (!json_object_get(per, C.node) ||
+        (e && cl_refusal(v, name, C.node, (int64_t)json_integer_value(json_object_get(e, "rev")))))
+      continue;
+    _cleanup_free_ char *key = refusal_key(name);
     _cleanup_error_ bivy_error_t err = NULL;
-    if (asprintf(&key, "%srefused/%s/%s", CL_PREFIX, name, C.node) < 0) return;
-    if (!call_ok(etcd_delete(&C.e, key, cl_timeout(), &err), &err, "refusal")) return;
+    if (key == NULL || !call_ok(etcd_delete(&C.e, key, cl_timeout(), &err), &err, "refusal")) return;
   }
   if (admitted == NULL) return;
   void *tmp;

@@ -131,11 +131,11 @@ json_t *cl_summary(struct cl_view *v, const char *name) {
   /* not running: say which nodes' policies refuse it, and why */
   json_t *refs = json_object_get(v->refused, name);
   if (own == NULL && refs && json_object_size(refs)) {
-    json_int_t rev = json_integer_value(json_object_get(json_object_get(v->insts, name), "rev"));
+    int64_t rev = (int64_t)json_integer_value(json_object_get(json_object_get(v->insts, name), "rev"));
     json_t *out = json_object();
     const char *nd;
     json_t *r;
-    json_object_foreach(refs, nd, r) if (json_integer_value(json_object_get(r, "rev")) == rev)
+    json_object_foreach(refs, nd, r) if (cl_refusal(v, name, nd, rev))
       json_object_set_new(out, nd, json_pack("{s:O, s:O}", "rule", json_object_get(r, "rule"), "detail", json_object_get(r, "detail")));
     if (json_object_size(out)) json_object_set_new(j, "refused_by", out);
     else json_decref(out);

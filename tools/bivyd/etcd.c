@@ -81,16 +81,10 @@ int etcd_open(struct etcd *e, const char *urls, struct etcd_auth *a, bivy_error_
   }
   e->a = *a;
   a->password = NULL;
-  if ((r = curl_load(err)) < 0) {
-    bivy_cl_urls_free(e->urls);
-    e->urls = NULL;
+  if ((r = curl_load(err)) < 0 || (e->curl = cu.easy_init()) == NULL) {
+    if (r == 0) r = bivy_error(err, ENOMEM, "--cluster: curl_easy_init");
+    etcd_close(e); /* the password is wiped too */
     return r;
-  }
-  e->curl = cu.easy_init();
-  if (e->curl == NULL) {
-    bivy_cl_urls_free(e->urls);
-    e->urls = NULL;
-    return bivy_error(err, ENOMEM, "--cluster: curl_easy_init");
   }
   return 0;
 }
