@@ -137,19 +137,8 @@ echo "\$ $BIVY monitor auto --format json | jq 'select(.type == \"autoscale\")' 
 "$BIVY" monitor auto --format json | jq -c 'select(.type == "autoscale") | {reason, before, after, reaction_ms}'
 
 step "6. A cluster through etcd: three etcd members over mutual TLS, three bivyd nodes, six instances; one node dies"
-# a CA, etcd's server certificate and the nodes' client certificate, made here with openssl
-mkdir -p "$D/tls" && (
-  cd "$D/tls"
-  key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-  key ca-key.pem && openssl req -x509 -new -key ca-key.pem -subj /CN=bivy-demo-ca -days 1 -out ca.pem 2>/dev/null
-  # the client certificate without a CommonName (with etcd auth on, its gateway refuses one with a CN)
-  key server-key.pem && openssl req -new -key server-key.pem -subj /CN=bivy-etcd -out server.csr 2>/dev/null
-  key client-key.pem && openssl req -new -key client-key.pem -subj /O=bivy-node -out client.csr 2>/dev/null
-  echo "subjectAltName=IP:127.0.0.1" >server.ext; echo "extendedKeyUsage=clientAuth" >client.ext
-  for n in server client; do
-    openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile "$n.ext" -out "$n.pem" 2>/dev/null
-  done
-)
+# a CA, etcd's server certificate and the nodes' client certificate (tools/tls-certs.sh, openssl)
+tools/tls-certs.sh "$D/tls" >/dev/null
 TLS=(--etcd-cacert "$D/tls/ca.pem" --etcd-cert "$D/tls/client.pem" --etcd-key "$D/tls/client-key.pem")
 ecurl() { curl -sf --cacert "$D/tls/ca.pem" --cert "$D/tls/client.pem" --key "$D/tls/client-key.pem" "$@"; }
 # three etcd members on loopback at free ports, with their data under build/demo (removed at the end)

@@ -13,31 +13,8 @@ free_port() {
   done
 }
 
-# tls_certs DIR [EXTRA_IP...]: a CA (ca.pem), etcd's server certificate for 127.0.0.1 and the
-# extra IPs (server.pem, server-key.pem), a client certificate (client.pem, client-key.pem),
-# and a client certificate from another CA (other-client.pem, other-client-key.pem)
-tls_certs() {
-  local d=$1 ip san="IP:127.0.0.1" n subj; shift
-  for ip in "$@"; do san="$san,IP:$ip"; done
-  mkdir -p "$d"
-  (
-    cd "$d"
-    key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-    for ca in ca other-ca; do key "$ca-key.pem"; openssl req -x509 -new -key "$ca-key.pem" -subj "/CN=bivy-test-$ca" -days 1 -out "$ca.pem" 2>/dev/null; done
-    echo "subjectAltName=$san" >server.ext
-    echo "extendedKeyUsage=clientAuth" >client.ext
-    cp client.ext other-client.ext
-    for n in server client other-client; do
-      key "$n-key.pem"
-      # client certificates without a CommonName: with auth on, etcd's gateway refuses one that has a CN
-      subj="/CN=bivy-$n"; [ "$n" = server ] || subj="/O=bivy-$n"
-      openssl req -new -key "$n-key.pem" -subj "$subj" -out "$n.csr" 2>/dev/null
-      ca=ca; [ "$n" = other-client ] && ca=other-ca
-      openssl x509 -req -in "$n.csr" -CA "$ca.pem" -CAkey "$ca-key.pem" -CAcreateserial -days 1 -extfile "$n.ext" -out "$n.pem" 2>/dev/null
-    done
-  )
-  [ -s "$d/server.pem" ] && [ -s "$d/client.pem" ] && [ -s "$d/other-client.pem" ]
-}
+# tls_certs DIR [EXTRA_IP...]: CA, etcd server and client certificates (tools/tls-certs.sh)
+tls_certs() { "$REPO/tools/tls-certs.sh" "$@"; }
 # CL_TLS=1 (before start_etcd/etcd3_plan): etcd serves clients over https and requires a
 # client certificate signed by $T/tls/ca.pem; the nodes get NODE_TLS_ARGS
 CL_SCHEME=http
