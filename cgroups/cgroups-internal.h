@@ -47,6 +47,14 @@ struct bivy_cgroup {
 
 const char *bivy_cg_ctrl_name(enum bivy_ctrl c, bool v2);
 
+/* An empty cgroup (no hierarchies, every controller -1); NULL when out of memory. */
+struct bivy_cgroup *bivy_cg_new(void);
+/* Fill cg->h with every hierarchy of the host (cg->mode and cg->path set), nothing created. */
+int bivy_cg_discover(struct bivy_cgroup *cg, bivy_error_t *err);
+/* Make cg->path in hierarchy h (parents too), enabling the controllers in needed on the way
+ * (v2), and open it into h->fd; h->created counts the components made. */
+int bivy_cg_make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent, uint32_t needed, bivy_error_t *err);
+
 /* The dir fd serving controller c, or -1. */
 static inline int cg_ctrl_fd(const struct bivy_cgroup *cg, enum bivy_ctrl c) {
   return cg->ctrl[c] >= 0 ? cg->h[cg->ctrl[c]].fd : -1;

@@ -158,6 +158,23 @@ static int add_hier(struct bivy_cgroup *cg, const char *mount, bool v2, bivy_err
   return (int)cg->nh++;
 }
 
+/* Whether /proc/cgroups lists controller name on a v1 hierarchy (its hierarchy ID is not 0).
+ * Unreadable or unlisted: true, and libcgroup decides. */
+static bool v1_mounted(const char *name) {
+  static char *table;
+  _cleanup_error_ bivy_error_t e = NULL;
+  size_t len = 0;
+  if (table == NULL && bivy_read_file_at(AT_FDCWD, "/proc/cgroups", &table, &len, &e) < 0) return true;
+  size_t nl = strlen(name);
+  for (const char *line = table; line && *line;) {
+    unsigned hier = 0;
+    if (strncmp(line, name, nl) == 0 && line[nl] == '\t' && sscanf(line + nl + 1, "%u", &hier) == 1) return hier != 0;
+    line = strchr(line, '\n');
+    if (line) line++;
+  }
+  return true;
+}
+
 /* Mount point of a v1 controller: the conventional /sys/fs/cgroup/NAME when it is a cgroup v1
  * mount, else what libcgroup finds in the mount table. */
 static char *v1_mount(const char *name) {
@@ -165,6 +182,9 @@ static char *v1_mount(const char *name) {
   struct statfs sf;
   snprintf(buf, sizeof buf, BIVY_CGROUP_ROOT "/%s", name);
   if (statfs(buf, &sf) == 0 && sf.f_type == CGROUP_SUPER_MAGIC) return strdup(buf);
+  /* a controller that /proc/cgroups puts on no v1 hierarchy (0: on cgroup2 or unmounted) has
+   * no mount point to look for: spares libcgroup's mount-table parse (~2 ms) on every create */
+  if (!v1_mounted(name)) return NULL;
   static int init = -1;
   if (init < 0) init = cgroup_init();
   if (init != 0) return NULL;
@@ -188,7 +208,7 @@ static bool word_in(const char *list, const char *word) {
   return false;
 }
 
-static int discover(struct bivy_cgroup *cg, bivy_error_t *err) {
+int bivy_cg_discover(struct bivy_cgroup *cg, bivy_error_t *err) {
   int r;
   if (cg->mode == BIVY_CGROUP_UNIFIED) {
     if ((r = add_hier(cg, BIVY_CGROUP_ROOT, true, err)) < 0) return r;
@@ -285,7 +305,7 @@ static int cpuset_inherit(int parentfd, int fd, const char *dir, bivy_error_t *e
   return 0;
 }
 
-static int make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent, uint32_t needed, bivy_error_t *err) {
+int bivy_cg_make_hier(struct bivy_cgroup *cg, struct cg_hier *h, bool bivy_parent, uint32_t needed, bivy_error_t *err) {
   size_t mlen = strlen(h->dir) - strlen(cg->path);
   _cleanup_free_ char *mount = strndup(h->dir, mlen);
   _cleanup_free_ char *comps = strdup(cg->path + 1);
@@ -357,7 +377,46 @@ static int v2_settle(struct bivy_cgroup *cg, bivy_error_t *err) {
   return 0;
 }
 
-static struct bivy_cgroup *cg_new(void) {
+/* Controllers a container joins a v1 hierarchy for on a hybrid host. The cgroup2 tree serves
+ * what every container needs without a controller (listing and killing its processes,
+ * cgroup.freeze, cpu usage in cpu.stat, PSI), so a v1 hierarchy is joined only for what it
+ * does for this container; each one skipped saves a mkdir (and its parents) and a cgroup
+ * migration on every start:
+ *   memory   always: the limit, the OOM counter and notification, memory statistics
+ *   devices  always: the device access list (a security boundary on v1)
+ *   pids     always: pids.current for statistics, and the limit
+ *   cpu, cpuset, blkio  when linux.resources sets them, or when `update` first does
+ *                       (bivy_cgroup_join moves the container in then)
+ *   cpuacct, freezer    never: cpu.stat and cgroup.freeze of the cgroup2 tree do their job */
+static uint32_t hybrid_joins(uint32_t needed) {
+  return needed | 1u << CG_MEMORY | 1u << CG_DEVICES | 1u << CG_PIDS;
+}
+
+/* Drop the v1 hierarchies serving none of the controllers in keep (before anything is made). */
+static void prune(struct bivy_cgroup *cg, uint32_t keep) {
+  size_t n = 0;
+  for (size_t i = 0; i < cg->nh; i++) {
+    if (!cg->h[i].v2 && !(cg->h[i].ctrls & keep)) {
+      free(cg->h[i].dir);
+      continue;
+    }
+    cg->h[n++] = cg->h[i];
+  }
+  cg->nh = n;
+  cg->v2 = -1;
+  for (int c = 0; c < CG_CTRL_COUNT; c++) cg->ctrl[c] = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (cg->h[i].v2) cg->v2 = (int)i;
+    for (int c = 0; c < CG_CTRL_COUNT; c++)
+      if (cg->h[i].ctrls & (1u << c)) cg->ctrl[c] = (int)i;
+  }
+  if (cg->v2 >= 0 && cg->ctrl[CG_FREEZER] < 0) { /* cgroup.freeze needs no controller */
+    cg->ctrl[CG_FREEZER] = cg->v2;
+    cg->h[cg->v2].ctrls |= 1u << CG_FREEZER;
+  }
+}
+
+struct bivy_cgroup *bivy_cg_new(void) {
   struct bivy_cgroup *cg = calloc(1, sizeof *cg);
   if (cg == NULL) return NULL;
   cg->v2 = -1;
@@ -367,17 +426,18 @@ static struct bivy_cgroup *cg_new(void) {
 
 int bivy_cgroup_create(const char *cgroups_path, const char *id, json_t *resources, struct bivy_cgroup **out,
                        bivy_error_t *err) {
-  _cleanup_cgroup_ struct bivy_cgroup *cg = cg_new();
+  _cleanup_cgroup_ struct bivy_cgroup *cg = bivy_cg_new();
   if (cg == NULL) return bivy_error(err, ENOMEM, "cgroup");
   cg->mode = bivy_cgroup_mode();
   bool bivy_parent = false;
   int r = bivy_cg_normalise_path(cgroups_path, id, &cg->path, &bivy_parent, err);
   if (r < 0) return r;
-  if ((r = discover(cg, err)) < 0) return r;
+  if ((r = bivy_cg_discover(cg, err)) < 0) return r;
   uint32_t needed = bivy_cg_resources_needs(resources);
+  if (cg->mode == BIVY_CGROUP_HYBRID && cg->v2 >= 0) prune(cg, hybrid_joins(needed));
   for (size_t i = 0; i < cg->nh && r >= 0; i++) {
     /* on hybrid the v2 tree only needs the controllers mapped to it */
-    r = make_hier(cg, &cg->h[i], bivy_parent, needed & cg->h[i].ctrls, err);
+    r = bivy_cg_make_hier(cg, &cg->h[i], bivy_parent, needed & cg->h[i].ctrls, err);
   }
   if (r >= 0) r = v2_settle(cg, err);
   if (r >= 0) r = bivy_cg_apply_resources(cg, resources, err);
@@ -423,7 +483,7 @@ json_t *bivy_cgroup_to_json(const struct bivy_cgroup *cg) {
 
 /* memory_only: open only the directory serving the memory controller */
 static int from_json(json_t *j, bool memory_only, struct bivy_cgroup **out, bivy_error_t *err) {
-  _cleanup_cgroup_ struct bivy_cgroup *cg = cg_new();
+  _cleanup_cgroup_ struct bivy_cgroup *cg = bivy_cg_new();
   if (cg == NULL) return bivy_error(err, ENOMEM, "cgroup");
   const char *mode = NULL, *path = NULL;
   json_t *hs = NULL;

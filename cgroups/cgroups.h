@@ -80,6 +80,11 @@ struct bivy_cgroup_update_opts {
   unsigned reclaim_timeout_ms; /* how long to wait for reclaim before refusing a shrink */
   json_t *names;               /* optional {"linux.resources.memory.limit": "--memory 32M"}:
                                   how to name a field in errors (the flag it came from) */
+  bool *joined;                /* hybrid hosts: when set, a controller the container has not
+                                  joined yet (cpu, cpuset, blkio are made only where needed) is
+                                  joined (cgroup made, processes moved in under the cgroup2
+                                  freezer) and *joined set: record bivy_cgroup_to_json(cg) in the
+                                  state then, also if the update fails, so delete removes it */
 };
 /* Apply LinuxResources (OCI JSON) to a live cgroup, all or nothing: every value is validated
  * first (cpusets against the online cpus/mems, files present, unified keys), previous values

@@ -66,8 +66,16 @@ int bivy_cgroup_psi_trigger(struct bivy_cgroup *cg, const char *resource, uint64
 int bivy_cgroup_usage(struct bivy_cgroup *cg, struct bivy_cgroup_usage *u, bivy_error_t *err) {
   *u = (struct bivy_cgroup_usage){0};
   int mfd = cg_ctrl_fd(cg, CG_MEMORY), cfd = cg_ctrl_fd(cg, CG_CPU);
-  if (mfd < 0 || cfd < 0) return bivy_error(err, ENOTSUP, "cgroup %s: needs the memory and cpu controllers", cg->path);
-  bool mv2 = cg_ctrl_v2(cg, CG_MEMORY), cv2 = cg_ctrl_v2(cg, CG_CPU);
+  /* cpu usage: the cpu controller's cpu.stat (v2), cpuacct (v1), else the cgroup2 tree's
+   * cpu.stat (hybrid hosts, where a container joins v1 cpu and cpuacct only when needed) */
+  int ufd = cg_ctrl_v2(cg, CG_CPU) ? cfd : cg_ctrl_fd(cg, CG_CPUACCT);
+  bool uv2 = cg_ctrl_v2(cg, CG_CPU);
+  if (ufd < 0 && cg->v2 >= 0 && cg->h[cg->v2].fd >= 0) {
+    ufd = cg->h[cg->v2].fd;
+    uv2 = true;
+  }
+  if (mfd < 0 || ufd < 0) return bivy_error(err, ENOTSUP, "cgroup %s: needs the memory and cpu controllers", cg->path);
+  bool mv2 = cg_ctrl_v2(cg, CG_MEMORY);
   int r;
   if ((r = bivy_cg_read_u64(mfd, mv2 ? "memory.current" : "memory.usage_in_bytes", &u->mem_usage)) < 0 ||
       (r = bivy_cg_read_u64(mfd, mv2 ? "memory.max" : "memory.limit_in_bytes", &u->mem_limit)) < 0)
@@ -75,17 +83,18 @@ int bivy_cgroup_usage(struct bivy_cgroup *cg, struct bivy_cgroup_usage *u, bivy_
   uint64_t inactive = 0;
   bivy_cg_read_keyed(mfd, "memory.stat", mv2 ? "inactive_file" : "total_inactive_file", &inactive);
   u->mem_working_set = u->mem_usage > inactive ? u->mem_usage - inactive : 0;
-  if (cv2) {
-    if ((r = bivy_cg_read_keyed(cfd, "cpu.stat", "usage_usec", &u->cpu_usage_usec)) < 0)
+  if (uv2) {
+    if ((r = bivy_cg_read_keyed(ufd, "cpu.stat", "usage_usec", &u->cpu_usage_usec)) < 0)
       return bivy_error(err, -r, "cgroup %s: read cpu.stat", cg->path);
   } else {
-    int afd = cg_ctrl_fd(cg, CG_CPUACCT);
     uint64_t ns = 0;
-    if (afd < 0 || (r = bivy_cg_read_u64(afd, "cpuacct.usage", &ns)) < 0)
-      return bivy_error(err, afd < 0 ? ENOTSUP : -r, "cgroup %s: read cpuacct.usage", cg->path);
+    if ((r = bivy_cg_read_u64(ufd, "cpuacct.usage", &ns)) < 0)
+      return bivy_error(err, -r, "cgroup %s: read cpuacct.usage", cg->path);
     u->cpu_usage_usec = ns / 1000;
   }
-  bivy_cg_read_keyed(cfd, "cpu.stat", "nr_periods", &u->cpu_periods);
-  bivy_cg_read_keyed(cfd, "cpu.stat", "nr_throttled", &u->cpu_throttled);
+  if (cfd >= 0) {
+    bivy_cg_read_keyed(cfd, "cpu.stat", "nr_periods", &u->cpu_periods);
+    bivy_cg_read_keyed(cfd, "cpu.stat", "nr_throttled", &u->cpu_throttled);
+  }
   return 0;
 }

@@ -59,16 +59,23 @@ static json_t *psi(int fd, const char *file) {
   return o;
 }
 
+/* usage from a cgroup2 cpu.stat (present with or without the cpu controller) */
+static void v2_usage_into(json_t *usage, json_t *st) {
+  json_object_set_new(usage, "total", num(get(st, "usage_usec") * 1000));
+  json_object_set_new(usage, "user", num(get(st, "user_usec") * 1000));
+  json_object_set_new(usage, "kernel", num(get(st, "system_usec") * 1000));
+}
+
 static void cpu_stats(struct bivy_cgroup *cg, json_t *data) {
   int fd = cg_ctrl_fd(cg, CG_CPU), afd = cg_ctrl_fd(cg, CG_CPUACCT);
   json_t *usage = json_object(), *thr = json_object();
-  if (cg_ctrl_v2(cg, CG_CPU) || (fd < 0 && cg->v2 >= 0 && cg->mode == BIVY_CGROUP_UNIFIED)) {
-    /* cpu.stat exists even without the cpu controller (usage only) */
+  bool v2_usage = cg->v2 >= 0 && cg->h[cg->v2].fd >= 0 && (cg->mode == BIVY_CGROUP_UNIFIED || afd < 0);
+  if (cg_ctrl_v2(cg, CG_CPU) || (fd < 0 && v2_usage)) {
+    /* cpu.stat exists even without the cpu controller (usage only); on hybrid hosts it is
+     * where usage comes from when the container has not joined cpuacct */
     int sfd = fd >= 0 ? fd : cg->h[cg->v2].fd;
     _cleanup_json_ json_t *st = flat(sfd, "cpu.stat");
-    json_object_set_new(usage, "total", num(get(st, "usage_usec") * 1000));
-    json_object_set_new(usage, "user", num(get(st, "user_usec") * 1000));
-    json_object_set_new(usage, "kernel", num(get(st, "system_usec") * 1000));
+    v2_usage_into(usage, st);
     json_object_set_new(thr, "periods", num(get(st, "nr_periods")));
     json_object_set_new(thr, "throttledPeriods", num(get(st, "nr_throttled")));
     json_object_set_new(thr, "throttledTime", num(get(st, "throttled_usec") * 1000));
@@ -91,6 +98,9 @@ static void cpu_stats(struct bivy_cgroup *cg, json_t *data) {
         }
         json_object_set_new(usage, "percpu", a);
       }
+    } else if (v2_usage) { /* hybrid, joined the v1 cpu hierarchy only */
+      _cleanup_json_ json_t *st = flat(cg->h[cg->v2].fd, "cpu.stat");
+      v2_usage_into(usage, st);
     }
     if (fd >= 0) {
       _cleanup_json_ json_t *st = flat(fd, "cpu.stat");

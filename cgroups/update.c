@@ -240,16 +240,68 @@ static int validate(struct bivy_cgroup *cg, struct bivy_cg_write *w, struct snap
       return bivy_error(err, 0, "%s: %s not available%s", w->field, w->file, why);
     }
   }
-  if (strcmp(w->file, "cpuset.cpus") == 0) {
-    int r = check_list(w->field, w->value, "/sys/devices/system/cpu/online", "cpu", err);
-    if (r < 0) return r;
-  }
-  if (strcmp(w->file, "cpuset.mems") == 0) {
-    int r = check_list(w->field, w->value, "/sys/devices/system/node/online", "memory node", err);
-    if (r < 0) return r;
-  }
   _cleanup_error_ bivy_error_t e = NULL;
   if (bivy_cg_read(fd, s->alt ? w->alt_file : w->file, &s->old, &e) < 0) s->old = NULL;
+  return 0;
+}
+
+/* Move every process of the container into the new hierarchy h. The cgroup2 freezer holds
+ * them meanwhile, so no process forks a child that would stay behind. */
+static int move_all(struct bivy_cgroup *cg, struct cg_hier *h, bivy_error_t *err) {
+  bool was_frozen = false;
+  int r = bivy_cgroup_is_frozen(cg, &was_frozen, err);
+  if (r < 0) return r;
+  if (!was_frozen && (r = bivy_cgroup_freeze(cg, true, err)) < 0) return bivy_error_wrap(err, "join %s", h->dir);
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 0;
+  r = bivy_cgroup_pids(cg, &pids, &n, err);
+  for (size_t i = 0; r >= 0 && i < n; i++) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", (int)pids[i]);
+    _cleanup_error_ bivy_error_t e = NULL;
+    /* a process that exited since the listing is fine */
+    if (bivy_cg_write(h->fd, "cgroup.procs", buf, &e) < 0 && e->status != ESRCH)
+      r = bivy_error(err, e->status, "join %s: move process %d: %s", h->dir, (int)pids[i], e->msg);
+  }
+  if (!was_frozen) {
+    _cleanup_error_ bivy_error_t e = NULL;
+    int tr = bivy_cgroup_freeze(cg, false, r < 0 ? &e : err);
+    if (r >= 0 && tr < 0) r = bivy_error_wrap(err, "join %s", h->dir);
+  }
+  return r;
+}
+
+/* Hybrid hosts make a container's cgroup only in the v1 hierarchies it needs (hybrid_joins in
+ * cgroups.c); the first update that sets a limit of a controller it has not joined (cpu,
+ * cpuset, blkio) brings it in: make the cgroup, move every process in. */
+static int join(struct bivy_cgroup *cg, json_t *resources, bool *joined, bivy_error_t *err) {
+  if (cg->mode != BIVY_CGROUP_HYBRID || cg->v2 < 0) return 0;
+  uint32_t needs = bivy_cg_resources_needs(resources), missing = 0;
+  for (int c = 0; c < CG_CTRL_COUNT; c++)
+    if ((needs & (1u << c)) && cg->ctrl[c] < 0) missing |= 1u << c;
+  if (missing == 0) return 0;
+  _cleanup_cgroup_ struct bivy_cgroup *all = bivy_cg_new();
+  if (all == NULL || (all->path = strdup(cg->path)) == NULL) return bivy_error(err, ENOMEM, "cgroup");
+  all->mode = cg->mode;
+  int r = bivy_cg_discover(all, err);
+  if (r < 0) return r;
+  bool bivy_parent = strncmp(cg->path, "/bivy/", 6) == 0;
+  for (size_t i = 0; i < all->nh; i++) {
+    struct cg_hier *h = &all->h[i];
+    if (h->v2 || !(h->ctrls & missing)) continue;
+    if (cg->nh >= BIVY_CGROUP_MAX_HIER) return bivy_error(err, 0, "too many cgroup hierarchies");
+    if ((r = bivy_cg_make_hier(all, h, bivy_parent, needs & h->ctrls, err)) < 0) return r;
+    /* from here the directory is the container's: recorded even if a move fails, so that
+     * delete removes it */
+    cg->h[cg->nh] = *h;
+    h->dir = NULL;
+    h->fd = -1;
+    for (int c = 0; c < CG_CTRL_COUNT; c++)
+      if (cg->h[cg->nh].ctrls & (1u << c)) cg->ctrl[c] = (int)cg->nh;
+    struct cg_hier *mine = &cg->h[cg->nh++];
+    *joined = true;
+    if ((r = move_all(cg, mine, err)) < 0) return r;
+  }
   return 0;
 }
 
@@ -278,6 +330,19 @@ int bivy_cgroup_update(struct bivy_cgroup *cg, json_t *resources, const struct b
   int r = bivy_cg_translate(resources, bivy_cg_v2mask(cg), "linux.resources", &plan, err);
   if (r < 0) {
     rename_fields(o->names, err);
+    return r;
+  }
+  /* checks that need no cgroup come before one is joined */
+  for (size_t i = 0; r >= 0 && i < plan.n; i++) {
+    const struct bivy_cg_write *w = &plan.w[i];
+    if (strcmp(w->file, "cpuset.cpus") == 0) r = check_list(w->field, w->value, "/sys/devices/system/cpu/online", "cpu", err);
+    if (strcmp(w->file, "cpuset.mems") == 0)
+      r = check_list(w->field, w->value, "/sys/devices/system/node/online", "memory node", err);
+  }
+  if (r >= 0 && o->joined) r = join(cg, resources, o->joined, err);
+  if (r < 0) {
+    rename_fields(o->names, err);
+    bivy_cg_plan_clear(&plan);
     return r;
   }
   /* name fields the way the user gave them */

@@ -96,3 +96,41 @@ test_update_keeps_paused() {
   assert_eq "$(status_of u4)" paused
   bivy resume u4
 }
+
+test_update_joins_a_hierarchy_made_only_now() {
+  # hybrid hosts: a container without cpu, cpuset or blkio settings has no cgroup in those
+  # hierarchies; the first update that sets one makes it and moves every process in
+  is_v2 && return 0
+  mkbundle "$T/u5" sh -c 'sleep 1000 & sleep 1000'
+  bivy run -d -b "$T/u5" u5 >/dev/null
+  wait_for sh -c "[ \$(\"$BIVY\" --root \"$T/root\" ps --format json u5 | jq length) -ge 2 ]"
+  for c in cpu cpuset blkio; do
+    [ ! -e "/sys/fs/cgroup/$c$(cgpath u5)" ] || fail "$c cgroup made before it was needed"
+  done
+  # refused before anything is made: no cgroup appears for a bad value
+  expect_fail "cpu 99 is not online" bivy update --cpuset-cpus 99 u5
+  [ ! -e "/sys/fs/cgroup/cpuset$(cgpath u5)" ] || fail "cpuset cgroup made for a refused update"
+  bivy pause u5
+  bivy update --cpus 0.5 --cpuset-cpus 0 u5 >/dev/null
+  assert_eq "$(status_of u5)" paused "a paused container stays paused"
+  bivy resume u5
+  assert_eq "$(cgcat u5 cpu.cfs_quota_us)" 50000 cfs_quota_us
+  assert_eq "$(cgcat u5 cpuset.cpus)" 0
+  for p in $(bivy ps --format json u5 | jq -r '.[]'); do
+    for c in cpu cpuset; do
+      grep -Eq "^[0-9]+:([a-z_,]*,)?$c(,[a-z_,]*)?:$(cgpath u5)\$" "/proc/$p/cgroup" ||
+        fail "process $p not moved into the $c cgroup: $(cat /proc/$p/cgroup)"
+    done
+    assert_eq "$(awk '/Cpus_allowed_list/ {print $2}' /proc/$p/status)" 0 "affinity of $p"
+  done
+  jq -e '.cgroup.hierarchies | map(.controllers[]) | index("cpuset")' "$T/root/u5/state.json" >/dev/null ||
+    fail "the joined cgroup is not recorded in the state"
+  # a later exec lands in it too
+  bivy exec -d u5 sleep 999
+  wait_for sh -c "[ \$(\"$BIVY\" --root \"$T/root\" ps --format json u5 | jq length) -ge 3 ]"
+  for p in $(bivy ps --format json u5 | jq -r '.[]'); do
+    grep -q ":cpu:$(cgpath u5)\$" "/proc/$p/cgroup" || fail "exec'd process $p outside the cpu cgroup"
+  done
+  bivy delete -f u5
+  for c in cpu cpuset; do [ ! -e "/sys/fs/cgroup/$c$(cgpath u5)" ] || fail "$c cgroup left behind"; done
+}

@@ -258,7 +258,16 @@ static int run_update(struct bivy_global *g, int argc, char **argv, bivy_error_t
   if (json_object_size(res) == 0)
     return bivy_cli_usage_error(err, "update", "nothing to update: give at least one limit flag or -r FILE");
 
-  if ((r = bivy_cgroup_update(c.cg, res, &o, err)) < 0) return bivy_error_wrap(err, "update");
+  bool joined = false;
+  o.joined = &joined;
+  r = bivy_cgroup_update(c.cg, res, &o, err);
+  if (joined) { /* the cgroups it is in now, so delete removes them */
+    _cleanup_error_ bivy_error_t e2 = NULL;
+    json_object_set_new(c.state, "cgroup", bivy_cgroup_to_json(c.cg));
+    if (bivy_state_save(g->root, id, c.state, r < 0 ? &e2 : err) < 0 && r >= 0)
+      return bivy_error_wrap(err, "update: container %s: joined its cgroups but not recorded", id);
+  }
+  if (r < 0) return bivy_error_wrap(err, "update");
 
   /* what is in force now goes into the state, so `state` and re-creations see it */
   bivy_cgroup_record_resources(c.state, res);

@@ -248,7 +248,9 @@ static void tick(struct loop_timer *t, uint64_t now) {
       cpu_grow(in, "cpu throttled (cpu.stat)", now);
     }
   }
-  if (now - a->calm_since_ns >= a->p.quiet_ms * 1000000ull) shrink(in, &u, now);
+  /* a grow in this very tick stamps calm_since_ns after `now`: not a quiet window (the
+   * unsigned difference would wrap and shrink right after the grow) */
+  if (a->calm_since_ns <= now && now - a->calm_since_ns >= a->p.quiet_ms * 1000000ull) shrink(in, &u, now);
 }
 
 static void scaling_free(struct bivyd_inst *in) {

@@ -25,16 +25,19 @@ int inst_resize(struct bivyd_inst *in, json_t *upd, bool *live, bivy_error_t *er
   _cleanup_cgroup_ struct bivy_cgroup *cg = in->state == S_RUNNING ? inst_cgroup(in) : NULL;
   if (cg) {
     /* the same all-or-nothing path as `bivy update` */
-    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000};
-    if ((r = bivy_cgroup_update(cg, res, &o, err)) < 0) return r;
-    *live = true;
     _cleanup_error_ bivy_error_t e2 = NULL;
     _cleanup_close_ int lock = bivy_state_lock(D.root, in->cid, &e2);
     _cleanup_json_ json_t *st = NULL;
-    if (lock >= 0 && bivy_state_load(D.root, in->cid, &st, &e2) == 0) {
-      bivy_cgroup_record_resources(st, res);
-      bivy_state_save(D.root, in->cid, st, &e2);
-    }
+    if (lock < 0 || bivy_state_load(D.root, in->cid, &st, &e2) < 0) st = NULL;
+    bool joined = false;
+    /* joining a cgroup needs the state to record it */
+    struct bivy_cgroup_update_opts o = {.reclaim_timeout_ms = 2000, .joined = st ? &joined : NULL};
+    r = bivy_cgroup_update(cg, res, &o, err);
+    if (joined) json_object_set_new(st, "cgroup", bivy_cgroup_to_json(cg)); /* so delete removes it */
+    if (r >= 0 && st) bivy_cgroup_record_resources(st, res);
+    if (st && (joined || r >= 0)) bivy_state_save(D.root, in->cid, st, &e2);
+    if (r < 0) return r;
+    *live = true;
   }
   json_decref(in->spec);
   in->spec = json_incref(spec);
