@@ -451,16 +451,17 @@ int bivy_cgroup_create(const char *cgroups_path, const char *id, json_t *resourc
 }
 
 int bivy_cgroup_clone_fd(struct bivy_cgroup *cg) {
-  /* only a pure v2 host puts the process in all of its limits at clone time */
-  if (cg == NULL || cg->mode != BIVY_CGROUP_UNIFIED || cg->v2 < 0) return -1;
+  /* a pure v2 host puts the process in all of its limits at clone time; a hybrid one in its
+   * cgroup2 twin at least (one migration fewer after the clone) */
+  if (cg == NULL || cg->v2 < 0) return -1;
   return cg->h[cg->v2].fd;
 }
 
-int bivy_cgroup_enter(struct bivy_cgroup *cg, pid_t pid, bivy_error_t *err) {
+int bivy_cgroup_enter(struct bivy_cgroup *cg, pid_t pid, bool cloned_into_v2, bivy_error_t *err) {
   char buf[32];
   snprintf(buf, sizeof buf, "%d", (int)pid);
   for (size_t i = 0; i < cg->nh; i++) {
-    if (cg->h[i].fd < 0) continue;
+    if (cg->h[i].fd < 0 || (cloned_into_v2 && (int)i == cg->v2)) continue;
     int r = bivy_cg_write(cg->h[i].fd, "cgroup.procs", buf, err);
     if (r < 0) return bivy_error_wrap(err, "enter cgroup %s", cg->h[i].dir);
   }

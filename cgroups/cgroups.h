@@ -38,12 +38,13 @@ struct bivy_cgroup; /* opaque */
 int bivy_cgroup_create(const char *cgroups_path, const char *id, json_t *resources,
                        struct bivy_cgroup **out, bivy_error_t *err);
 
-/* Directory fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP), or -1 when not usable
- * (hybrid/v1: use bivy_cgroup_enter after clone). Owned by cg. */
+/* Directory fd of the v2 cgroup for clone3(CLONE_INTO_CGROUP), or -1 when there is none.
+ * Owned by cg. On hybrid hosts it is the cgroup2 twin: bivy_cgroup_enter does the rest. */
 int bivy_cgroup_clone_fd(struct bivy_cgroup *cg);
 
-/* Move pid into every hierarchy of cg that it is not already in (after clone). */
-int bivy_cgroup_enter(struct bivy_cgroup *cg, pid_t pid, bivy_error_t *err);
+/* Move pid into every hierarchy of cg (after clone), but the cgroup2 one when the clone put it
+ * there already (cloned_into_v2). */
+int bivy_cgroup_enter(struct bivy_cgroup *cg, pid_t pid, bool cloned_into_v2, bivy_error_t *err);
 
 /* Serialise to / reopen from the container state. */
 json_t *bivy_cgroup_to_json(const struct bivy_cgroup *cg);

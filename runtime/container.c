@@ -350,10 +350,7 @@ static int do_create(struct create_ctx *x, bivy_error_t *err) {
     if (x->ns_fds[t] >= 0) close(steal_fd(&x->ns_fds[t]));
   stamp(x, "cloned");
 
-  if (cgfd < 0) {
-    r = bivy_cgroup_enter(x->cg, pid, err);
-    if (r < 0) return r;
-  }
+  if ((r = bivy_cgroup_enter(x->cg, pid, cgfd >= 0, err)) < 0) return r;
   if (user && user->path == NULL) {
     r = write_id_map(pid, "uid_map", c->uid_mappings, c->n_uid_mappings, err);
     if (r < 0) return r;

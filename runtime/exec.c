@@ -269,7 +269,7 @@ int bivy_container_exec(const struct bivy_exec_opts *o, pid_t *pid_out, bivy_err
   if (c_root >= 0) close(c_root);
   if (pid < 0) return bivy_error_errno(err, "clone3");
   cpidfd = pidfd;
-  if (cg && cgfd < 0 && (r = bivy_cgroup_enter(cg, pid, err)) < 0) return kill_wait(cpidfd, r);
+  if (cg && (r = bivy_cgroup_enter(cg, pid, cgfd >= 0, err)) < 0) return kill_wait(cpidfd, r);
   close(lock); /* the container may be inspected / signalled meanwhile */
   lock = -1;
   if (bivy_sync_send(sync, BIVY_SYNC_GO, 0, pid, NULL, -1) < 0)

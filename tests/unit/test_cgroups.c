@@ -102,7 +102,7 @@ Test(cgroups_driver, lifecycle, .init = cg_setup, .fini = cg_teardown) {
 
   int go;
   pid_t pid = spawn_sleeper(&go);
-  cr_assert_eq(bivy_cgroup_enter(cg, pid, &err), 0, "enter: %s", err ? err->msg : "");
+  cr_assert_eq(bivy_cgroup_enter(cg, pid, false, &err), 0, "enter: %s", err ? err->msg : "");
   close(go);
   cr_assert(in_proc_cgroup(pid, path));
 
@@ -189,7 +189,7 @@ Test(cgroups_driver, bpf_device_filter, .init = cg_setup, .fini = cg_teardown) {
     _exit(res);
   }
   close(fds[0]);
-  cr_assert_eq(bivy_cgroup_enter(cg, pid, &err), 0, "%s", err ? err->msg : "");
+  cr_assert_eq(bivy_cgroup_enter(cg, pid, false, &err), 0, "%s", err ? err->msg : "");
   close(fds[1]);
   int status = 0;
   cr_assert_eq(waitpid(pid, &status, 0), pid);
