@@ -119,7 +119,19 @@ int bivy_container_state(const char *root, const char *id, json_t **out, bivy_er
   return 0;
 }
 
+/* Whether the state says that config.json has no hooks of this kind (states of older bivy
+ * versions do not say: then config.json decides). */
+static bool surely_no_hooks(json_t *st, enum bivy_hook_kind kind) {
+  json_t *later = json_object_get(st, "later_hooks");
+  if (!json_is_array(later)) return false;
+  size_t i;
+  json_t *v;
+  json_array_foreach(later, i, v) if (strcmp(json_string_value(v) ?: "", bivy_hook_kind_name(kind)) == 0) return false;
+  return true;
+}
+
 static void run_hooks_warn(const char *root, const char *id, json_t *st, enum bivy_hook_kind kind) {
+  if (surely_no_hooks(st, kind)) return;
   _cleanup_config_ struct bivy_config *c = NULL;
   _cleanup_error_ bivy_error_t e = NULL;
   if (bivy_saved_config_load(root, id, st_str(st, "bundle"), &c, &e) < 0) {

@@ -130,6 +130,12 @@ json_t *bivy_state_record(const char *id, const char *status, pid_t pid, const c
   json_object_set_new(st, "rootfs", json_string(cfg->root_path ? cfg->root_path : ""));
   json_object_set_new(st, "has_process", json_boolean(has_process));
   json_object_set_new(st, "paused", json_false());
+  /* the hook kinds run after create (poststart, poststop): start and delete read config.json
+   * back only when they have something to run */
+  json_t *later = json_array();
+  for (int k = BIVY_HOOK_POSTSTART; k <= BIVY_HOOK_POSTSTOP; k++)
+    if (cfg->n_hooks[k]) json_array_append_new(later, json_string(bivy_hook_kind_name((enum bivy_hook_kind)k)));
+  json_object_set_new(st, "later_hooks", later);
   if (cg) json_object_set_new(st, "cgroup", bivy_cgroup_to_json(cg));
   if (cfg->resources) json_object_set(st, "resources", cfg->resources);
   return st;
