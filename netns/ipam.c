@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "netns/netns-internal.h"
@@ -27,7 +26,8 @@ int bivy_net_store_lock(const char *root, bivy_error_t *err) {
   _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return bivy_error_errno(err, "network store: open %s", path);
   /* serialises lease allocation and network definition across concurrent bivy processes */
-  if (flock(fd, LOCK_EX) < 0) return bivy_error_errno(err, "network store: lock %s", path);
+  r = bivy_flock_ex(fd);
+  if (r < 0) return bivy_error(err, -r, "network store: lock %s", path);
   return steal_fd(&fd);
 }
 

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,9 +48,8 @@ int bivy_state_lock(const char *root, const char *id, bivy_error_t *err) {
     if (errno == ENOENT || errno == ENOTDIR) return bivy_error_plain(err, ENOENT, "container %s does not exist", id);
     return bivy_error_errno(err, "container %s: open %s", id, path);
   }
-  while (flock(fd, LOCK_EX) < 0) {
-    if (errno != EINTR) return bivy_error_errno(err, "container %s: lock %s", id, path);
-  }
+  r = bivy_flock_ex(fd);
+  if (r < 0) return bivy_error(err, -r, "container %s: lock %s", id, path);
   /* deleted while we waited for the lock */
   if (lock_fd_gone(fd)) return bivy_error_plain(err, ENOENT, "container %s does not exist", id);
   return steal_fd(&fd);
@@ -78,8 +76,9 @@ int bivy_state_create(const char *root, const char *id, bivy_error_t *err) {
     return bivy_error(err, ENOMEM, "container %s", id);
   }
   _cleanup_close_ int fd = open(lockp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-    r = bivy_error_errno(err, "create %s", lockp);
+  r = fd < 0 ? -errno : bivy_flock_ex(fd);
+  if (r < 0) {
+    r = bivy_error(err, -r, "create %s", lockp);
     unlink(lockp);
     rmdir(tmp);
     return r;

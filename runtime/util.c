@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,6 +177,22 @@ uint64_t bivy_now_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static struct bivy_lock_stats lock_stats;
+
+int bivy_flock_ex(int fd) {
+  lock_stats.taken++;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  if (errno != EWOULDBLOCK && errno != EINTR) return -errno;
+  lock_stats.contended++;
+  uint64_t t0 = bivy_now_ns();
+  int r;
+  while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR) {}
+  lock_stats.wait_ns += bivy_now_ns() - t0;
+  return r < 0 ? -errno : 0;
+}
+
+struct bivy_lock_stats bivy_lock_stats(void) { return lock_stats; }
 
 int bivy_parse_duration(const char *s, uint64_t *ms) {
   if (s == NULL || *s == '\0') return -EINVAL;

@@ -45,4 +45,14 @@ bool bivy_id_valid(const char *id);
 /* Monotonic clock in nanoseconds. */
 uint64_t bivy_now_ns(void);
 
+/* flock(fd, LOCK_EX), retrying on EINTR: 0 or -errno. Tries without blocking first; only a
+ * lock held by someone else is timed, and the process's lock-wait counters say how many
+ * locks it took, how many it had to wait for and for how long (bivy --debug prints them). */
+int bivy_flock_ex(int fd);
+struct bivy_lock_stats {
+  unsigned taken, contended;
+  uint64_t wait_ns;
+};
+struct bivy_lock_stats bivy_lock_stats(void);
+
 #endif

@@ -126,3 +126,43 @@ test_bench_failover_row_and_clean_up() {
   # nothing of the cluster is left: no etcd, no node, no instance of this run
   ! pgrep -f "$BUILD/bench/tmp-.*/fo-" >/dev/null || fail "cluster processes left: $(pgrep -af "$BUILD/bench/tmp-.*/fo-")"
 }
+
+test_bench_throughput_and_syscalls_rows_and_clean_up() {
+  bench_ok BENCH_TP_N=3 BENCH_TP_PAR=1,2 BENCH_TP_ROUNDS=1 -- --no-vm --no-breakdown --only throughput,syscalls --rounds 1 --warmup 0
+  # bivy and runc measured at each P (3 starts each, figures in order); crun a row with its reason
+  jq -e '.scenarios[] | select(.id == "throughput") | [.variants[] | select(.name == "bivy" or .name == "runc")]
+         | length == 4 and all(.ok and .n == 3 and .per_s > 0 and .latency.p99 >= .latency.p50)' "$T/r.json" >/dev/null ||
+    fail "throughput rows: $(jq -c '.scenarios[] | select(.id == "throughput") | .variants' "$T/r.json")"
+  jq -e '.scenarios[] | select(.id == "throughput") | [.variants[] | select(.name == "crun")] | length == 2 and all(.ok or (.error | length > 0))' \
+    "$T/r.json" >/dev/null || fail "crun throughput rows"
+  # bivy --debug reports its locks: one line per call, at least the state locks of create and start
+  jq -e '.scenarios[] | select(.id == "throughput") | .variants[] | select(.name == "bivy --debug")
+         | .locks.calls == 3 and .locks.taken >= 6 and .locks.contended <= .locks.taken' "$T/r.json" >/dev/null ||
+    fail "lock counts: $(jq -c '.scenarios[] | select(.id == "throughput") | [.variants[] | .locks]' "$T/r.json")"
+  # one strace -c summary per runtime (strace is in tools/deps.sh): totals and the top calls
+  jq -e '.scenarios[] | select(.id == "syscalls") | [.variants[] | select(.name == "bivy" or .name == "runc")]
+         | length == 2 and all(.ok and .total > 0 and (.top | length) > 0 and .processes >= 1)' "$T/r.json" >/dev/null ||
+    fail "syscalls rows: $(jq -c '.scenarios[] | select(.id == "syscalls") | .variants' "$T/r.json")"
+  assert_contains "$(cat "$T/report.md")" "| bivy | 1 |"
+  assert_contains "$(cat "$T/report.md")" "| Runtime | syscalls |"
+  jq -e '[.targets[] | select(.target | startswith("throughput") or startswith("syscalls"))] | length == 4' "$T/r.json" >/dev/null ||
+    fail "throughput and syscalls targets"
+  # no container of this run is left in any runtime (their cgroups are checked by bench_ok)
+  ! pgrep -f "bench-tp-" >/dev/null || fail "throughput processes left: $(pgrep -af bench-tp-)"
+}
+
+test_bench_throughput_sigterm_leaves_nothing() {
+  local pid rc=0
+  BENCH_TP_N=60 BENCH_TP_PAR=4 BUILD=$BUILD "$REPO/tools/bench/run" --no-vm --no-breakdown --only throughput \
+    --out "$T/r.json" >"$T/out" 2>&1 &
+  pid=$!
+  on_exit "kill -TERM $pid 2>/dev/null"
+  # stop it while the parallel callers are starting containers
+  wait_for_s 30 grep -q "bench: throughput:" "$T/out"
+  wait_for bench_has_cgroup $pid
+  kill -TERM $pid
+  wait $pid || rc=$?
+  assert_eq "$rc" 130 "exit status after SIGTERM"
+  assert_bench_clean $pid
+  ! pgrep -f "bench-tp-" >/dev/null || fail "throughput processes left: $(pgrep -af bench-tp-)"
+}

@@ -2,6 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runtime/cleanup.h"
 #include "runtime/error.h"
@@ -58,4 +62,38 @@ Test(util, atomic_write_and_read) {
   cr_assert_str_eq(back, "hello");
   cr_assert_eq(bivy_rm_rf(dir, &err), 0);
   cr_assert_lt(bivy_read_file_at(AT_FDCWD, p, &back, &len, &err), 0);
+}
+
+/* bivy_flock_ex counts every lock and times only one held by someone else (a second open
+ * file description: flock locks belong to those, so the same process can contend) */
+Test(util, flock_ex_counts_contention) {
+  char path[] = "/tmp/bivy-flock-XXXXXX";
+  _cleanup_close_ int a = mkstemp(path);
+  cr_assert_geq(a, 0);
+  _cleanup_close_ int b = open(path, O_RDWR | O_CLOEXEC);
+  unlink(path);
+  cr_assert_geq(b, 0);
+  struct bivy_lock_stats s0 = bivy_lock_stats();
+  cr_assert_eq(bivy_flock_ex(a), 0);
+  struct bivy_lock_stats s1 = bivy_lock_stats();
+  cr_assert_eq(s1.taken, s0.taken + 1);
+  cr_assert_eq(s1.contended, s0.contended);
+  cr_assert_eq(s1.wait_ns, s0.wait_ns);
+  /* b waits until a child releases a (the child shares a's description, then closes it) */
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    flock(a, LOCK_UN);
+    _exit(0);
+  }
+  cr_assert_eq(bivy_flock_ex(b), 0);
+  struct bivy_lock_stats s2 = bivy_lock_stats();
+  cr_assert_eq(s2.taken, s1.taken + 1);
+  cr_assert_eq(s2.contended, s1.contended + 1);
+  cr_assert_gt(s2.wait_ns, s1.wait_ns);
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert_eq(bivy_flock_ex(-1), -EBADF);
 }

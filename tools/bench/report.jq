@@ -6,7 +6,7 @@ def cell: gsub("\\|"; "/") | gsub("\n"; " ");
 def table($scens):
   "| Scenario | Runtime | median ms | p90 ms | vs crun | vs runc | vs floor | note |",
   "|---|---|---:|---:|---:|---:|---:|---|",
-  ($scens[] as $s | $s.variants[] |
+  ($scens[] | select(.id != "throughput" and .id != "syscalls") as $s | $s.variants[] |
     "| \($s.title)\(if $s.rounds_planned and $s.rounds < $s.rounds_planned then " (\($s.rounds) rounds)" else "" end) | \(.name) | "
     + (if .ok and .unit == "KiB" then "\(.stat.median | ms) KiB | | | | | " + ($s.variants as $vv | [$vv[] | select(.name | startswith("conmon")) | select(.ok)][0] as $c
               | if $c and (.name | startswith("conmon") | not) then "\(.stat.median / $c.total.median * 100 | round / 100)x conmon" else "" end)
@@ -16,6 +16,36 @@ def table($scens):
                  | join("; "))
        else "n/a | | | | | \(.error // "" | cell)" end)
     + " |");
+
+# throughput: one row per runtime and P
+def tp_table($scens):
+  ($scens // [] | .[] | select(.id == "throughput")) as $s
+  | "**\($s.title)** (\($s.rounds) rounds; P parallel callers): \($s.what).",
+    "",
+    "| Runtime | P | containers/s | p50 start ms | p99 start ms | p50 vs P=\($s.parallel | min) | vs runc | vs crun | locks per container (bivy --debug) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ($s.variants[] |
+      "| \(.name) | \(.parallel // "") | "
+      + (if .ok then "\(.per_s | ms) | \(.latency.p50 | ms) | \(.latency.p99 | ms) | \(.p50_vs_p1 | x) | \(.vs.runc | x) | \(.vs.crun | x) | "
+              + (if .locks and .locks.calls > 0 then
+                   "\(.locks.taken / .locks.calls * 100 | round / 100) taken, \(.locks.contended / .locks.calls * 100 | round / 100) contended, \(.locks.wait_ms_per_container | ms) ms waiting"
+                 else "" end)
+         else "n/a | | | | | | \(.error // "" | cell)" end) + " |"),
+    "";
+
+# syscalls: one row per runtime
+def sc_table($scens):
+  ($scens // [] | .[] | select(.id == "syscalls")) as $s
+  | "**\($s.title)**: \($s.what).",
+    "",
+    "| Runtime | syscalls | failed | distinct | processes | init (to exec) | vs runc | vs crun | top by count |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ($s.variants[] |
+      "| \(.name) | "
+      + (if .ok then "\(.total) | \(.errors) | \(.distinct) | \(.processes) | \(.init_calls // "?") | \(.vs.runc | x) | \(.vs.crun | x) | "
+              + ([.top[:6][] | "\(.syscall) \(.calls)"] | join(", "))
+         else "n/a | | | | | | | \(.error // "" | cell)" end) + " |"),
+    "";
 
 "## bivy benchmarks",
 "",
@@ -31,6 +61,8 @@ table(.scenarios),
 "",
 "Scenarios: " + ([.scenarios[] | "**\(.title)**: \(.what)" + (if .rounds and .id == "bivyd" then "" else "" end)] | join("; ")) + ".",
 "",
+tp_table(.scenarios),
+sc_table(.scenarios),
 (.scenarios[] | select(.id == "net") | .variants as $v
   | [$v[] | select(.ok) | {key: .name, value: .stat.median}] | from_entries
   | select(.["bivy run, org.bivy.net=bridge"] and .["bivy run, no network"])
@@ -42,7 +74,10 @@ table(.scenarios),
  else
    "Emulated (TCG): fork+exec is ~50x slower than on the host, so \(.vm.config.rounds) rounds (+\(.vm.config.warmup) warm-up) per scenario, capped at 40 s of measuring each; kernel \(.vm.machine.kernel), cgroups \(.vm.machine.cgroups). Compare ratios, not absolute times.",
    "",
-   table(.vm.scenarios)
+   table(.vm.scenarios),
+   "",
+   tp_table(.vm.scenarios),
+   sc_table(.vm.scenarios)
  end),
 "",
 "### Targets",

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "runtime/cleanup.h"
+#include "runtime/util.h"
 #include "tools/bivy/cli.h"
 
 #ifndef BIVY_VERSION
@@ -41,7 +42,7 @@ static void print_main_help(FILE *out) {
           "  --root DIR            state directory (default " BIVY_DEFAULT_ROOT ")\n"
           "  --log FILE            also write errors (and --debug output) to FILE\n"
           "  --log-format FMT      text (default) or json, for --log\n"
-          "  --debug               print debug messages and start-up time stamps\n"
+          "  --debug               print debug messages, start-up time stamps and lock waits\n"
           "  --systemd-cgroup      accepted for runc compatibility; bivy manages cgroupfs itself\n"
           "  --socket PATH         bivyd control socket (default $BIVY_SOCKET or " BIVY_DEFAULT_SOCKET ")\n"
           "  --version             print the version\n"
@@ -199,6 +200,12 @@ int main(int argc, char **argv) {
   optind = 0; /* verbs parse with getopt from argv[1]; 0 re-initialises getopt (drops the "+" mode) */
   _cleanup_error_ bivy_error_t err = NULL;
   int r = verb->run(&g, vargc, vargv, &err);
+  if (g.debug) {
+    /* lock contention between concurrent bivy calls (read by tools/bench/run, throughput) */
+    struct bivy_lock_stats ls = bivy_lock_stats();
+    bivy_debug("locks: %s: %u taken, %u contended, %.3f ms waiting", verb->name, ls.taken, ls.contended,
+               (double)ls.wait_ns / 1e6);
+  }
   if (r < 0) {
     const char *msg = err && err->msg ? err->msg : strerror(-r);
     fprintf(stderr, "bivy: %s\n", msg);
