@@ -77,8 +77,9 @@ int bivy_caps_drop_bounding(const struct bivy_process *p, bivy_error_t *err) {
   int max = (int)cap_max_bits();
   for (int cap = 0; cap < max; cap++) {
     if (cap < 64 && (keep & (1ull << cap))) continue;
-    if (cap_get_bound((cap_value_t)cap) != 1) continue;
-    if (cap_drop_bound((cap_value_t)cap) < 0) {
+    /* drop without asking first (one prctl per capability, not two): dropping one that is
+     * already gone succeeds; a failure counts only if the capability is still there */
+    if (prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) < 0 && cap_get_bound((cap_value_t)cap) == 1) {
       char label[64];
       cap_label(cap, label, sizeof(label));
       return bivy_error_errno(err, "process.capabilities.bounding: drop %s", label);
@@ -107,7 +108,9 @@ int bivy_caps_apply_sets(const struct bivy_process *p, bivy_error_t *err) {
   cap_free(c);
   /* ambient: start empty, raise only what is both permitted and inheritable (the kernel's
    * rule; anything else is skipped as runc does) */
-  if (cap_reset_ambient() < 0 && errno != EINVAL) return bivy_error_errno(err, "process.capabilities.ambient: reset");
+  /* one call (libcap's cap_reset_ambient checks each capability first) */
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    return bivy_error_errno(err, "process.capabilities.ambient: reset");
   for (int cap = 0; cap < max && cap < 64; cap++) {
     uint64_t bit = 1ull << cap;
     if (!(cs->ambient & bit) || !(cs->permitted & bit) || !(cs->inheritable & bit)) continue;
