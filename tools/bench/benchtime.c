@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-str.h"
+
 extern char **environ;
 
 #define MAX_VARIANTS 32
@@ -285,16 +287,6 @@ static void print_stats(FILE *o, double *x, int n) {
   free(s);
 }
 
-static void json_str(FILE *o, const char *s) {
-  fputc('"', o);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(o, "\\%c", c);
-    else if (c < 0x20) fprintf(o, "\\u%04x", c);
-    else fputc(c, o);
-  }
-  fputc('"', o);
-}
 
 int main(int argc, char **argv) {
   int rounds = 30, warmup = 3, budget_s = 0;

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-str.h"
+
 extern char **environ;
 
 #define MAX_ARGS 64
@@ -156,16 +158,6 @@ static void first_err_line(const char *errdir, int idx, char *out, size_t n) {
   fclose(f);
 }
 
-static void json_str(FILE *o, const char *s) {
-  fputc('"', o);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(o, "\\%c", c);
-    else if (c < 0x20) fprintf(o, "\\u%04x", c);
-    else fputc(c, o);
-  }
-  fputc('"', o);
-}
 
 static void usage(FILE *o) {
   fputs("usage: tput [-p PARALLEL] [-t TIMEOUT_S] [-e ERRDIR] [-o OUT.json] LIST\n"
