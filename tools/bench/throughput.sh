@@ -150,10 +150,10 @@ scen_throughput() {
 strace_counts() {
   local r=$1 b=$2 d=$W/sc-$r
   mkdir -p "$d"
-  timeout -k 2 $TMO strace -f -c -o "$d/c" "${RT_BIN[$r]}" --root "$W/root-$r" run --bundle "$b" "bench-$r-sc" </dev/null >/dev/null 2>"$d/err1"
+  traced -f -c -o "$d/c" "${RT_BIN[$r]}" --root "$W/root-$r" run --bundle "$b" "bench-$r-sc" </dev/null >/dev/null 2>"$d/err1"
   local rc1=$?
   rt "$r" delete -f "bench-$r-sc" >/dev/null 2>&1
-  timeout -k 2 $TMO strace -ff -o "$d/t" "${RT_BIN[$r]}" --root "$W/root-$r" run --bundle "$b" "bench-$r-sc" </dev/null >/dev/null 2>"$d/err2"
+  traced -ff -o "$d/t" "${RT_BIN[$r]}" --root "$W/root-$r" run --bundle "$b" "bench-$r-sc" </dev/null >/dev/null 2>"$d/err2"
   local rc2=$?
   rt "$r" delete -f "bench-$r-sc" >/dev/null 2>&1
   if [ $rc1 != 0 ] || [ $rc2 != 0 ] || [ ! -s "$d/c" ]; then
